@@ -1,0 +1,101 @@
+# The runtime's mutex: a real pthread mutex that counts, like jemalloc's mutex
+# profiling and Linux lockstat, how it was used. Counters are written only by
+# the holder, so they need no atomics; the clock is read only when trylock
+# fails (contended path) and on one acquisition in HOLD_SAMPLE_EVERY (hold time),
+# so the uncontended cost is the same single CAS as pthread_mutex_lock.
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport (pthread_mutex_t, pthread_cond_t, pthread_mutex_lock,
+    pthread_mutex_trylock, pthread_mutex_unlock, pthread_cond_wait,
+    lockstats_enabled, nanotime, thread_id, xadd32, log2_64)
+
+# Where a lock was taken from: the call sites a contention profile attributes
+# acquisitions and waits to.
+cpdef enum LockSite:
+    SITE_CACHESPAN = 0      # mcache.refill -> mcentral.cacheSpan
+    SITE_UNCACHESPAN = 1    # mcache.releaseAll -> mcentral.uncacheSpan
+    SITE_GROW = 2           # mcentral.grow -> mheap.alloc
+    SITE_LARGE = 3          # large object -> mheap.alloc
+    SITE_SWEEP = 4          # sweeper walking an mcentral
+    SITE_FREESPAN = 5       # sweeper -> mheap.freeSpan
+    SITE_ACQUIREP = 6       # acquirep
+    SITE_RELEASEP = 7       # releasep / handoff
+    SITE_STW = 8            # stopTheWorld / startTheWorld
+    SITE_MCACHE = 9         # the per-P mcache lock of the "locked" comparison mode
+    SITE_OTHER = 10
+    NUM_SITES = 11
+
+cdef enum:
+    WAIT_HIST_BUCKETS = 40      # log2(ns) buckets: 1 ns .. ~9 minutes
+    HOLD_SAMPLE_EVERY = 64      # power of two
+
+ctypedef struct mutex_t:
+    pthread_mutex_t m
+    uint64_t acquisitions
+    uint64_t contended
+    uintptr_t last_owner
+    uint64_t owner_switches
+    uint64_t hold_start         # nonzero while a sampled hold is being timed
+    uint32_t waiters            # atomic: threads blocked in lock() right now
+    uint32_t max_waiters
+    uint64_t wait_ns
+    uint64_t max_wait_ns
+    uint64_t hold_samples
+    uint64_t hold_ns            # sum over sampled holds only
+    uint64_t max_hold_ns
+    uint64_t wait_hist[WAIT_HIST_BUCKETS]
+    uint64_t site_acquisitions[NUM_SITES]
+    uint64_t site_contended[NUM_SITES]
+    uint64_t site_wait_ns[NUM_SITES]
+
+cdef void mutex_init(mutex_t* mu) noexcept nogil
+cdef void mutex_destroy(mutex_t* mu) noexcept nogil
+cdef void mutex_snapshot(mutex_t* mu, mutex_t* out) noexcept nogil
+cdef void mutex_lock_slow(mutex_t* mu, int site) noexcept nogil
+
+
+cdef inline void _acquired(mutex_t* mu, int site) noexcept nogil:
+    cdef uintptr_t me = thread_id()
+    mu.acquisitions += 1
+    mu.site_acquisitions[site] += 1
+    if me != mu.last_owner:
+        mu.owner_switches += 1
+        mu.last_owner = me
+    if (mu.acquisitions & (HOLD_SAMPLE_EVERY - 1)) == 0:
+        mu.hold_start = nanotime()
+
+
+cdef inline void lock(mutex_t* mu, int site) noexcept nogil:
+    if not lockstats_enabled():
+        pthread_mutex_lock(&mu.m)
+        return
+    if pthread_mutex_trylock(&mu.m) != 0:
+        mutex_lock_slow(mu, site)
+    _acquired(mu, site)
+
+
+cdef inline void _releasing(mutex_t* mu) noexcept nogil:
+    cdef uint64_t held
+    if mu.hold_start != 0:
+        held = nanotime() - mu.hold_start
+        mu.hold_start = 0
+        mu.hold_samples += 1
+        mu.hold_ns += held
+        if held > mu.max_hold_ns:
+            mu.max_hold_ns = held
+
+
+cdef inline void unlock(mutex_t* mu) noexcept nogil:
+    if lockstats_enabled():
+        _releasing(mu)
+    pthread_mutex_unlock(&mu.m)
+
+
+cdef inline void cond_wait(pthread_cond_t* cond, mutex_t* mu, int site) noexcept nogil:
+    """pthread_cond_wait on mu, accounted as a release and a re-acquisition."""
+    if lockstats_enabled():
+        _releasing(mu)
+    pthread_cond_wait(cond, &mu.m)
+    if lockstats_enabled():
+        _acquired(mu, site)
+
+cdef dict mutex_stats(mutex_t* mu)

@@ -1,0 +1,82 @@
+# cython: language_level=3
+from libc.string cimport memset, memcpy
+from goruntime.sys cimport pthread_mutex_init, pthread_mutex_destroy
+
+
+cdef void mutex_init(mutex_t* mu) noexcept nogil:
+    memset(mu, 0, sizeof(mutex_t))
+    pthread_mutex_init(&mu.m, NULL)
+
+
+cdef void mutex_destroy(mutex_t* mu) noexcept nogil:
+    pthread_mutex_destroy(&mu.m)
+
+
+cdef void mutex_lock_slow(mutex_t* mu, int site) noexcept nogil:
+    # Only reached when trylock failed: the clock is read here and nowhere else
+    # on the acquire path.
+    cdef uint32_t waiting = xadd32(&mu.waiters, 1)
+    cdef uint64_t t0 = nanotime()
+    pthread_mutex_lock(&mu.m)
+    cdef uint64_t waited = nanotime() - t0
+    xadd32(&mu.waiters, -1)
+    mu.contended += 1
+    mu.site_contended[site] += 1
+    mu.wait_ns += waited
+    mu.site_wait_ns[site] += waited
+    if waited > mu.max_wait_ns:
+        mu.max_wait_ns = waited
+    if waiting > mu.max_waiters:
+        mu.max_waiters = waiting
+    mu.wait_hist[min(log2_64(waited), WAIT_HIST_BUCKETS - 1)] += 1
+
+
+cdef void mutex_snapshot(mutex_t* mu, mutex_t* out) noexcept nogil:
+    """Copies the counters under the mutex itself, without counting the visit."""
+    pthread_mutex_lock(&mu.m)
+    memcpy(out, mu, sizeof(mutex_t))
+    pthread_mutex_unlock(&mu.m)
+
+
+SITE_NAMES = {
+    SITE_CACHESPAN: "runtime.(*mcentral).cacheSpan",
+    SITE_UNCACHESPAN: "runtime.(*mcentral).uncacheSpan",
+    SITE_GROW: "runtime.(*mcentral).grow",
+    SITE_LARGE: "runtime.largeAlloc",
+    SITE_SWEEP: "runtime.(*mspan).sweep",
+    SITE_FREESPAN: "runtime.(*mheap).freeSpan",
+    SITE_ACQUIREP: "runtime.acquirep",
+    SITE_RELEASEP: "runtime.releasep",
+    SITE_STW: "runtime.stopTheWorld",
+    SITE_MCACHE: "runtime.(*mcache).lock",
+    SITE_OTHER: "runtime.lock",
+}
+
+
+cdef dict mutex_stats(mutex_t* mu):
+    """The counters of one mutex as a dict (GIL held; takes the mutex briefly)."""
+    cdef mutex_t s
+    cdef int i
+    with nogil:
+        mutex_snapshot(mu, &s)
+    sites = {}
+    for i in range(NUM_SITES):
+        if s.site_acquisitions[i] or s.site_contended[i]:
+            sites[SITE_NAMES[i]] = {"acquisitions": s.site_acquisitions[i],
+                                    "contended": s.site_contended[i],
+                                    "wait_ns": s.site_wait_ns[i]}
+    scale = (s.acquisitions / s.hold_samples) if s.hold_samples else 0.0
+    return {
+        "acquisitions": s.acquisitions,
+        "contended": s.contended,
+        "wait_ns": s.wait_ns,
+        "max_wait_ns": s.max_wait_ns,
+        "hold_ns_sampled": s.hold_ns,
+        "hold_samples": s.hold_samples,
+        "hold_ns_est": int(s.hold_ns * scale),
+        "max_hold_ns_sampled": s.max_hold_ns,
+        "owner_switches": s.owner_switches,
+        "max_waiters": s.max_waiters,
+        "wait_hist": [s.wait_hist[i] for i in range(WAIT_HIST_BUCKETS)],
+        "sites": sites,
+    }

@@ -1,0 +1,110 @@
+# cython: language_level=3
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.string cimport memset
+from goruntime.sys cimport xadd64, or64, or16, load_relaxed16
+from goruntime.lock cimport lock, unlock, SITE_LARGE
+from goruntime.mheap cimport mheap_alloc, spanOf
+from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed
+from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE
+
+
+cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
+    cdef size_t npages = size >> PAGE_SHIFT
+    cdef mspan_t* s
+    if size & (PAGE_SIZE - 1):
+        npages += 1
+    s = mheap_alloc(rt.heap, npages, <int>noscan, SITE_LARGE)
+    if s == NULL:
+        return 0
+    s.limit = s.startAddr + size
+    s.freeindex = 1
+    s.allocCount = 1
+    if s.needzero:
+        memset(<void*>s.startAddr, 0, size)
+    pp.mcache.large_allocs += 1
+    pp.mcache.large_bytes += s.elemsize
+    xadd64(&rt.heap.heap_live, <int64_t>s.elemsize)
+    if gc_trigger(rt):
+        gc[0] = True
+    return s.startAddr
+
+
+cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
+    if size > MAX_SMALL_SIZE:
+        # Refuse what no arena reservation could hold before rounding overflows.
+        if size > (<size_t>1 << 46):
+            return 0
+        return _large_alloc(rt, pp, size, noscan, gc)
+    return 0
+
+
+cdef inline int _locate(runtime_t* rt, uintptr_t addr, mspan_t** sp, uint32_t* idx, uintptr_t* rem) noexcept nogil:
+    cdef mspan_t* s = spanOf(rt.heap, addr)
+    cdef uintptr_t off
+    if s == NULL or s.state != SPAN_INUSE or addr >= s.limit:
+        return FREE_BAD_POINTER
+    off = addr - s.startAddr
+    idx[0] = <uint32_t>(off // s.elemsize)
+    rem[0] = off - idx[0] * s.elemsize
+    sp[0] = s
+    if not slot_allocated(s, idx[0]):
+        return FREE_BAD_POINTER
+    return FREE_OK
+
+
+cdef inline bint _is_tiny_block(mspan_t* s, uint32_t idx) noexcept nogil:
+    return s.tinyStarts != NULL and load_relaxed16(&s.tinyStarts[idx]) != 0
+
+
+cdef int free_object(runtime_t* rt, uintptr_t addr) noexcept nogil:
+    """Marks the object at addr dead. Any P may free any object: the slot becomes
+    reusable only when the sweeper rebuilds its span's bitmap."""
+    cdef mspan_t* s
+    cdef uint32_t idx
+    cdef uintptr_t rem
+    cdef uint16_t tbit
+    cdef uint64_t bit
+    cdef int err = _locate(rt, addr, &s, &idx, &rem)
+    if err != FREE_OK:
+        return err
+    if _is_tiny_block(s, idx):
+        tbit = <uint16_t>(1 << rem)
+        if not (load_relaxed16(&s.tinyStarts[idx]) & tbit):
+            return FREE_BAD_POINTER
+        if or16(&s.tinyFreed[idx], tbit) & tbit:
+            return FREE_DOUBLE_FREE
+        return FREE_OK
+    if rem != 0:
+        return FREE_BAD_POINTER
+    bit = (<uint64_t>1) << (idx & 63)
+    if or64(&s.freedBits[idx >> 6], bit) & bit:
+        return FREE_DOUBLE_FREE
+    return FREE_OK
+
+
+cdef int object_extent(runtime_t* rt, uintptr_t addr, size_t* size) noexcept nogil:
+    """How many bytes from addr belong to the live object starting there."""
+    cdef mspan_t* s
+    cdef uint32_t idx
+    cdef uintptr_t rem
+    cdef uint16_t starts, tbit
+    cdef uintptr_t nxt
+    cdef int err = _locate(rt, addr, &s, &idx, &rem)
+    if err != FREE_OK:
+        return err
+    if _is_tiny_block(s, idx):
+        starts = load_relaxed16(&s.tinyStarts[idx])
+        tbit = <uint16_t>(1 << rem)
+        if not (starts & tbit) or (load_relaxed16(&s.tinyFreed[idx]) & tbit):
+            return FREE_BAD_POINTER
+        # A tiny object reaches to the next object in its block, or the block end.
+        size[0] = TINY_SIZE - rem
+        for nxt in range(rem + 1, TINY_SIZE):
+            if starts & (1 << nxt):
+                size[0] = nxt - rem
+                break
+        return FREE_OK
+    if rem != 0 or slot_freed(s, idx):
+        return FREE_BAD_POINTER
+    size[0] = s.limit - addr if s.nelems == 1 and (s.spanclass >> 1) == 0 else s.elemsize
+    return FREE_OK

@@ -1,0 +1,36 @@
+# mcache: a P's private cache of one span per span class, plus the tiny block.
+# Only the P that owns it touches it, so nothing here takes a lock or executes
+# an atomic read-modify-write; every counter is a plain P-owned field.
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.mspan cimport mspan_t
+from goruntime.mheap cimport mheap_t
+from goruntime.mcentral cimport mcentral_t
+from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SIZE_CLASSES
+
+ctypedef struct mcache_t:
+    mspan_t* alloc[MAX_SPAN_CLASSES]
+    uintptr_t tiny              # current tiny block, 0 if none
+    uintptr_t tinyoffset
+    mspan_t* tinyspan           # the span holding the tiny block
+    mcentral_t** central
+    mheap_t* heap
+    uint64_t tinyallocs         # tiny objects packed into an existing block
+    uint64_t nmalloc[MAX_SIZE_CLASSES]  # small objects (and tiny blocks) by size class
+    uint64_t refills
+    uint64_t large_allocs
+    uint64_t large_bytes
+    uint32_t flushGen
+
+cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap) noexcept nogil
+cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil
+cdef uintptr_t mcache_nextFree(mcache_t* c, int spc, bint* shouldhelpgc) noexcept nogil
+cdef void mcache_releaseAll(mcache_t* c) noexcept nogil
+cdef list mcache_spans(mcache_t* c)
+
+
+cdef class MCache:
+    cdef mcache_t* c
+    cdef object owner
+
+
+cdef MCache make_MCache(object owner, mcache_t* c)

@@ -1,0 +1,102 @@
+# cython: language_level=3
+from libc.string cimport memset
+from libc.stdint cimport int64_t
+from goruntime.sys cimport xadd64
+from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan
+from goruntime.mspan cimport nextFreeIndex, span_info
+
+
+cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap) noexcept nogil:
+    cdef int i
+    memset(c, 0, sizeof(mcache_t))
+    c.central = central
+    c.heap = heap
+    c.flushGen = heap.sweepgen
+    for i in range(MAX_SPAN_CLASSES):
+        c.alloc[i] = &heap.emptyspan
+
+
+cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil:
+    """Replaces the full span of class spc with one from its mcentral.
+
+    As in Go 1.13, the full span is not handed back: it stays on the
+    mcentral's empty list until the sweeper finds free objects in it.
+    """
+    cdef mspan_t* s = c.alloc[spc]
+    if s != &c.heap.emptyspan:
+        s.sweepgen = c.heap.sweepgen        # no longer cached
+    s = mcentral_cacheSpan(c.central[spc])
+    if s == NULL:
+        c.alloc[spc] = &c.heap.emptyspan
+        return -1
+    s.sweepgen = c.heap.sweepgen + 3        # swept, then cached
+    # As Go's cacheSpan: count the span's free slots as allocated up front.
+    xadd64(&c.heap.heap_live, <int64_t>((s.nelems - s.allocCount) * s.elemsize))
+    c.alloc[spc] = s
+    c.refills += 1
+    return 0
+
+
+cdef uintptr_t mcache_nextFree(mcache_t* c, int spc, bint* shouldhelpgc) noexcept nogil:
+    """Go's mcache.nextFree: the slow path behind nextFreeFast; 0 if out of memory."""
+    cdef mspan_t* s = c.alloc[spc]
+    cdef uint32_t idx = nextFreeIndex(s)
+    if idx == s.nelems:
+        if mcache_refill(c, spc) != 0:
+            return 0
+        shouldhelpgc[0] = True
+        s = c.alloc[spc]
+        idx = nextFreeIndex(s)
+    s.allocCount += 1
+    return s.startAddr + <uintptr_t>idx * s.elemsize
+
+
+cdef void mcache_releaseAll(mcache_t* c) noexcept nogil:
+    cdef int i
+    cdef mspan_t* s
+    for i in range(MAX_SPAN_CLASSES):
+        s = c.alloc[i]
+        if s != &c.heap.emptyspan:
+            s.sweepgen = c.heap.sweepgen
+            mcentral_uncacheSpan(c.central[i], s)
+            c.alloc[i] = &c.heap.emptyspan
+    c.tiny = 0
+    c.tinyoffset = 0
+    c.tinyspan = NULL
+    c.flushGen = c.heap.sweepgen
+
+
+cdef list mcache_spans(mcache_t* c):
+    """span_info of every cached span, by span class."""
+    return [span_info(c.alloc[i]) for i in range(MAX_SPAN_CLASSES)
+            if c.alloc[i] != &c.heap.emptyspan]
+
+
+cdef class MCache:
+    """A P's span cache (a view; exact only while the world is stopped or the P idle)."""
+
+    def spans(self):
+        return mcache_spans(self.c)
+
+    @property
+    def tiny(self):
+        return self.c.tiny
+
+    @property
+    def tinyoffset(self):
+        return self.c.tinyoffset
+
+    @property
+    def tinyallocs(self):
+        return self.c.tinyallocs
+
+    @property
+    def refills(self):
+        return self.c.refills
+
+
+cdef MCache make_MCache(object owner, mcache_t* c):
+    cdef MCache view = MCache.__new__(MCache)
+    view.c = c
+    view.owner = owner
+    return view

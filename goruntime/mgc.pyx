@@ -1,0 +1,173 @@
+# cython: language_level=3
+from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.string cimport memset
+from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_lock, pthread_mutex_unlock,
+    popcount64, nanotime, store64)
+from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
+from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
+    refillAllocCache)
+from goruntime.mheap cimport mheap_t, mheap_freeSpanLocked
+from goruntime.mcentral cimport mcentral_t
+from goruntime.mcache cimport mcache_releaseAll
+from goruntime.proc cimport stopTheWorld, startTheWorld
+from goruntime.runtime2 cimport MIN_HEAP_GOAL, NUM_PAUSES
+
+
+cdef void flushallmcaches(runtime_t* rt) noexcept nogil:
+    cdef int i
+    for i in range(rt.gomaxprocs):
+        mcache_releaseAll(&rt.allp[i].mcache)
+
+
+cdef inline uint64_t _below(uint32_t freeindex, uint32_t word) noexcept nogil:
+    """Mask of the slots of bitmap word `word` that lie below freeindex."""
+    cdef uint32_t lo = word * 64
+    if freeindex >= lo + 64:
+        return ~(<uint64_t>0)
+    if freeindex <= lo:
+        return 0
+    return ((<uint64_t>1) << (freeindex - lo)) - 1
+
+
+cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
+    """Go's mspan.sweep for a small span: rebuilds allocBits from this cycle's
+    marks; returns how many objects it freed."""
+    cdef uint32_t w, i, nfreed = 0, count = 0
+    cdef uint64_t allocated
+    cdef uint64_t* tmp
+    if s.tinyStarts != NULL:
+        # A 16 B tiny block dies only when every object packed into it is dead.
+        for i in range(s.nelems):
+            if s.tinyStarts[i] != 0 and s.tinyFreed[i] == s.tinyStarts[i]:
+                s.freedBits[i >> 6] |= (<uint64_t>1) << (i & 63)
+                s.tinyStarts[i] = 0
+                s.tinyFreed[i] = 0
+    for w in range(s.nwords):
+        allocated = s.allocBits[w] | _below(s.freeindex, w)
+        s.gcmarkBits[w] = allocated & ~s.freedBits[w]
+        nfreed += popcount64(allocated & s.freedBits[w])
+        count += popcount64(s.gcmarkBits[w])
+        s.freedBits[w] = 0
+    tmp = s.allocBits
+    s.allocBits = s.gcmarkBits
+    s.gcmarkBits = tmp
+    memset(s.gcmarkBits, 0, s.nwords * 8)
+    s.freeindex = 0
+    s.allocCount = count
+    refillAllocCache(s, 0)
+    if nfreed:
+        s.needzero = 1
+    s.sweepgen = h.sweepgen
+    return nfreed
+
+
+cdef uint64_t _sweep_central(runtime_t* rt, mcentral_t* c) noexcept nogil:
+    """Sweeps every span of one mcentral; returns the live bytes left in them.
+
+    Spans left with no object go back to the mheap, after the mcentral lock is
+    dropped: the mcentral lock is never held while the mheap lock is taken."""
+    cdef mheap_t* h = rt.heap
+    cdef mspan_t* s
+    cdef mspan_t* nxt
+    cdef mspan_t* dead = NULL
+    cdef mspanlist_t* lists[2]
+    cdef uint64_t live = 0
+    cdef int k
+    cdef uint32_t nfreed
+    lists[0] = &c.nonempty
+    lists[1] = &c.empty
+    lock(&c.lock, SITE_SWEEP)
+    for k in range(2):
+        s = lists[k].first
+        while s != NULL:
+            nxt = s.next
+            if s.sweepgen != h.sweepgen:
+                nfreed = _sweepspan(h, s)
+                rt.nfree[c.spanclass >> 1] += nfreed
+                if s.allocCount == 0:
+                    list_remove(lists[k], s)
+                    s.next = dead
+                    dead = s
+                elif s.allocCount < s.nelems and lists[k] == &c.empty:
+                    list_remove(&c.empty, s)
+                    list_insert(&c.nonempty, s)
+                elif s.allocCount == s.nelems and lists[k] == &c.nonempty:
+                    list_remove(&c.nonempty, s)
+                    list_insertBack(&c.empty, s)
+                live += <uint64_t>s.allocCount * s.elemsize
+            s = nxt
+    unlock(&c.lock)
+    if dead != NULL:
+        lock(&h.lock, SITE_FREESPAN)
+        while dead != NULL:
+            nxt = dead.next
+            mheap_freeSpanLocked(h, dead)
+            dead = nxt
+        unlock(&h.lock)
+    return live
+
+
+cdef uint64_t _sweep_large(runtime_t* rt) noexcept nogil:
+    cdef mheap_t* h = rt.heap
+    cdef mspan_t* s
+    cdef mspan_t* nxt
+    cdef uint64_t live = 0
+    lock(&h.lock, SITE_FREESPAN)
+    s = h.large.first
+    while s != NULL:
+        nxt = s.next
+        if s.freedBits[0] & 1:
+            rt.large_frees += 1
+            rt.large_free_bytes += s.elemsize
+            mheap_freeSpanLocked(h, s)
+        else:
+            s.sweepgen = h.sweepgen
+            live += s.elemsize
+        s = nxt
+    unlock(&h.lock)
+    return live
+
+
+cdef void set_heap_goal(runtime_t* rt) noexcept nogil:
+    cdef uint64_t goal
+    if rt.gogc < 0:
+        rt.heap_goal = <uint64_t>-1
+        return
+    goal = rt.heap_marked + rt.heap_marked * <uint64_t>rt.gogc // 100
+    rt.heap_goal = goal if goal > MIN_HEAP_GOAL else MIN_HEAP_GOAL
+
+
+cdef void _gc_stopped(runtime_t* rt) noexcept nogil:
+    cdef int spc
+    cdef uint64_t live = 0
+    flushallmcaches(rt)
+    rt.heap.sweepgen += 2
+    for spc in range(2, rt.sc.num_classes * 2):
+        live += _sweep_central(rt, rt.central[spc])
+    live += _sweep_large(rt)
+    rt.heap_marked = live
+    store64(&rt.heap.heap_live, live)
+    set_heap_goal(rt)
+
+
+cdef void gcStart(runtime_t* rt, p_t* mine) noexcept nogil:
+    """A full collection; the caller holds gc_sema and, if mine is not NULL, that P."""
+    cdef uint64_t t0 = nanotime(), pause
+    stopTheWorld(rt, mine)
+    _gc_stopped(rt)
+    pause = nanotime() - t0
+    rt.pause_ns[rt.numgc % NUM_PAUSES] = pause
+    rt.pause_total_ns += pause
+    rt.numgc += 1
+    rt.last_gc_ns = nanotime()
+    startTheWorld(rt, mine)
+
+
+cdef bint gcTryStart(runtime_t* rt, p_t* mine) noexcept nogil:
+    """Collects unless a collection is already under way (the M will then park
+    at its next safe point instead). True if this call collected."""
+    if pthread_mutex_trylock(&rt.sched.gc_sema) != 0:
+        return False
+    gcStart(rt, mine)
+    pthread_mutex_unlock(&rt.sched.gc_sema)
+    return True

@@ -1,0 +1,63 @@
+# mheap: the page heap. Memory is reserved from the OS in 64 MiB arenas (mmap,
+# 64 MiB aligned) and handed out in runs of 8 KiB pages, first fit in address
+# order, from a free-page bitmap under one global lock. A page is in exactly
+# one of two states: free (its bit set) or owned by one in-use span (its spans[]
+# entry); adjacent free runs coalesce by construction.
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.lock cimport mutex_t
+from goruntime.mspan cimport mspan_t, mspanlist_t
+from goruntime.sizeclasses cimport sizeclasses_t, PAGE_SHIFT, PAGE_SIZE
+
+cdef enum:
+    ARENA_SHIFT = 26
+    ARENA_BYTES = 1 << ARENA_SHIFT
+    PAGES_PER_ARENA = ARENA_BYTES >> PAGE_SHIFT
+    MAX_REGIONS = 1024          # 64 GiB of arenas at least
+
+# A region is one reservation: one arena, or several contiguous arenas for an
+# object larger than an arena.
+ctypedef struct heapregion_t:
+    uintptr_t base
+    uintptr_t end
+    size_t npages
+    uint64_t* free_bits         # set: the page is free
+    uint64_t* scav_bits         # set: never handed out since reserved (zero, "released")
+    mspan_t** spans             # page -> span; read without the lock
+    size_t search_hint          # no free page below this index
+
+ctypedef struct mheap_t:
+    mutex_t lock
+    uint32_t nregions           # published with a release store
+    uint32_t sweepgen
+    const sizeclasses_t* sc
+    size_t max_bytes            # cap on HeapSys; 0 for none
+    uint32_t fail_reserves      # fault injection: the next n reservations fail
+    mspan_t emptyspan           # what an empty mcache slot points at (nelems 0)
+    mspanlist_t large           # in-use large-object spans
+    mspan_t* spanfree           # recycled span structures, like Go's h.spanalloc
+    uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
+    # statistics, under the lock
+    uint64_t heap_sys
+    uint64_t pages_inuse
+    uint64_t pages_scav
+    uint64_t nspans_inuse
+    uint64_t nspans_alloc
+    uint64_t bits_bytes
+    uint64_t table_bytes
+    uint64_t heap_grows
+    uint64_t span_allocs
+    uint32_t order[MAX_REGIONS] # region indices in address order (under the lock)
+    heapregion_t regions[MAX_REGIONS]
+
+cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil
+cdef void mheap_destroy(mheap_t* h) noexcept nogil
+cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site) noexcept nogil
+cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil
+cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil
+cdef mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil
+cdef heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil
+
+
+cdef class MHeap:
+    cdef mheap_t* h
+    cdef object __weakref__

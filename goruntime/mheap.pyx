@@ -1,0 +1,351 @@
+# cython: language_level=3
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
+    MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64, popcount64,
+    load32, loadp, storep)
+from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER
+from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
+    list_insert, list_remove, span_info)
+
+cdef extern from *:
+    """
+    static inline void gr_store_release32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline uint32_t gr_load_acquire32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    """
+    void store_release32 "gr_store_release32"(uint32_t* p, uint32_t v) noexcept nogil
+    uint32_t load_acquire32 "gr_load_acquire32"(const uint32_t* p) noexcept nogil
+
+
+cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil:
+    memset(h, 0, sizeof(mheap_t))
+    mutex_init(&h.lock)
+    h.sc = sc
+    h.max_bytes = max_bytes
+    h.sweepgen = 2
+    h.emptyspan.state = SPAN_DEAD
+    return 0
+
+
+cdef void mheap_destroy(mheap_t* h) noexcept nogil:
+    cdef uint32_t i
+    cdef heapregion_t* r
+    cdef mspan_t* s
+    cdef mspan_t* nxt
+    cdef size_t p
+    for i in range(h.nregions):
+        r = &h.regions[i]
+        for p in range(r.npages):
+            s = r.spans[p]
+            if s != NULL and s.startAddr == r.base + p * PAGE_SIZE:
+                span_free_bits(s)
+                free(s)
+        munmap(<void*>r.base, r.end - r.base)
+        free(r.free_bits)
+        free(r.scav_bits)
+        free(r.spans)
+    h.nregions = 0
+    s = h.spanfree
+    while s != NULL:
+        nxt = s.next
+        free(s)
+        s = nxt
+    h.spanfree = NULL
+    mutex_destroy(&h.lock)
+
+
+cdef inline bint _page_free(heapregion_t* r, size_t i) noexcept nogil:
+    return (r.free_bits[i >> 6] >> (i & 63)) & 1
+
+
+cdef size_t _find_run(heapregion_t* r, size_t npages) noexcept nogil:
+    """First fit: the lowest page index starting npages free pages, or r.npages."""
+    cdef size_t i = r.search_hint
+    cdef size_t run
+    cdef uint64_t w
+    cdef int ones
+    while i + npages <= r.npages:
+        w = r.free_bits[i >> 6] >> (i & 63)
+        if w == 0:
+            i = (i | 63) + 1
+            continue
+        i += ctz64(w)
+        run = 0
+        while run < npages and i + run < r.npages:
+            w = ~(r.free_bits[(i + run) >> 6] >> ((i + run) & 63))
+            ones = ctz64(w)
+            if ones > 64 - <int>((i + run) & 63):
+                ones = 64 - <int>((i + run) & 63)
+            if ones == 0:
+                break
+            run += ones
+        if run >= npages:
+            return i
+        i += run
+    return r.npages
+
+
+cdef void _set_pages(heapregion_t* r, size_t start, size_t n, bint isfree) noexcept nogil:
+    cdef size_t i
+    for i in range(start, start + n):
+        if isfree:
+            r.free_bits[i >> 6] |= (<uint64_t>1) << (i & 63)
+        else:
+            r.free_bits[i >> 6] &= ~((<uint64_t>1) << (i & 63))
+
+
+cdef size_t _take_scavenged(heapregion_t* r, size_t start, size_t n) noexcept nogil:
+    """Clears the never-used marks of a run; returns how many pages had one."""
+    cdef size_t i, count = 0
+    cdef uint64_t bit
+    for i in range(start, start + n):
+        bit = (<uint64_t>1) << (i & 63)
+        if r.scav_bits[i >> 6] & bit:
+            count += 1
+            r.scav_bits[i >> 6] &= ~bit
+    return count
+
+
+cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
+    """Reserves a new region of whole arenas holding at least npages; -1 on failure."""
+    cdef size_t size = ((npages * PAGE_SIZE + ARENA_BYTES - 1) // ARENA_BYTES) * ARENA_BYTES
+    cdef size_t words, k
+    cdef uintptr_t raw, base
+    cdef heapregion_t* r
+    cdef uint32_t idx, pos
+    if npages == 0 or npages > (<size_t>1 << 40) // PAGE_SIZE:
+        return -1
+    if h.nregions >= MAX_REGIONS:
+        return -1
+    if h.max_bytes and h.heap_sys + size > h.max_bytes:
+        return -1
+    if h.fail_reserves:
+        h.fail_reserves -= 1
+        return -1
+    # Over-reserve by one arena, then trim, to get 64 MiB alignment.
+    cdef void* mem = mmap(NULL, size + ARENA_BYTES, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    if mem == MAP_FAILED:
+        return -1
+    raw = <uintptr_t>mem
+    base = (raw + ARENA_BYTES - 1) & ~(<uintptr_t>ARENA_BYTES - 1)
+    if base > raw:
+        munmap(mem, base - raw)
+    if base + size < raw + size + ARENA_BYTES:
+        munmap(<void*>(base + size), raw + size + ARENA_BYTES - (base + size))
+    idx = h.nregions
+    r = &h.regions[idx]
+    r.base = base
+    r.end = base + size
+    r.npages = size // PAGE_SIZE
+    words = (r.npages + 63) // 64
+    r.free_bits = <uint64_t*>calloc(words, 8)
+    r.scav_bits = <uint64_t*>calloc(words, 8)
+    r.spans = <mspan_t**>calloc(r.npages, sizeof(mspan_t*))
+    if r.free_bits == NULL or r.scav_bits == NULL or r.spans == NULL:
+        free(r.free_bits); free(r.scav_bits); free(r.spans)
+        munmap(<void*>base, size)
+        return -1
+    for k in range(words):
+        r.free_bits[k] = ~(<uint64_t>0)
+        r.scav_bits[k] = ~(<uint64_t>0)
+    r.search_hint = 0
+    # Keep the address order for first fit.
+    pos = idx
+    while pos > 0 and h.regions[h.order[pos - 1]].base > base:
+        h.order[pos] = h.order[pos - 1]
+        pos -= 1
+    h.order[pos] = idx
+    h.heap_sys += size
+    h.pages_scav += r.npages
+    h.table_bytes += 2 * words * 8 + r.npages * sizeof(mspan_t*)
+    h.heap_grows += 1
+    store_release32(&h.nregions, idx + 1)
+    return 0
+
+
+cdef mspan_t* _new_span_struct(mheap_t* h) noexcept nogil:
+    cdef mspan_t* s = h.spanfree
+    if s != NULL:
+        h.spanfree = s.next
+        memset(s, 0, sizeof(mspan_t))
+        return s
+    s = <mspan_t*>alloc_aligned(sizeof(mspan_t))
+    if s != NULL:
+        h.nspans_alloc += 1
+    return s
+
+
+cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site) noexcept nogil:
+    """Allocates a span of npages for spanclass (sizeclass 0: one large object).
+
+    Returns NULL when the heap cannot grow. Takes the heap lock; the caller must
+    not hold an mcentral lock.
+    """
+    cdef heapregion_t* r = NULL
+    cdef size_t start = 0, i, scav
+    cdef uint32_t k
+    cdef int sizeclass = spanclass >> 1
+    cdef mspan_t* s
+    cdef int attempt
+    lock(&h.lock, site)
+    for attempt in range(2):
+        for k in range(h.nregions):
+            r = &h.regions[h.order[k]]
+            start = _find_run(r, npages)
+            if start < r.npages:
+                break
+            r = NULL
+        if r != NULL or _grow(h, npages) != 0:
+            break
+    if r == NULL:
+        unlock(&h.lock)
+        return NULL
+    s = _new_span_struct(h)
+    if s == NULL:
+        unlock(&h.lock)
+        return NULL
+    s.startAddr = r.base + start * PAGE_SIZE
+    s.npages = npages
+    s.spanclass = spanclass
+    if sizeclass == 0:
+        s.elemsize = npages * PAGE_SIZE
+        s.nelems = 1
+    else:
+        s.elemsize = h.sc.class_to_size[sizeclass]
+        s.nelems = h.sc.class_to_nelems[sizeclass]
+    s.limit = s.startAddr + s.nelems * s.elemsize
+    if span_alloc_bits(s) != 0:
+        s.next = h.spanfree
+        h.spanfree = s
+        unlock(&h.lock)
+        return NULL
+    _set_pages(r, start, npages, False)
+    if start == r.search_hint:
+        r.search_hint = start + npages
+    scav = _take_scavenged(r, start, npages)
+    h.pages_scav -= scav
+    # Pages never handed out are still the kernel's zero pages.
+    s.needzero = scav != npages
+    s.sweepgen = h.sweepgen
+    s.state = SPAN_INUSE
+    for i in range(start, start + npages):
+        storep(<void**>&r.spans[i], s)
+    h.pages_inuse += npages
+    h.nspans_inuse += 1
+    h.span_allocs += 1
+    h.bits_bytes += s.bits_size
+    if sizeclass == 0:
+        list_insert(&h.large, s)
+    unlock(&h.lock)
+    return s
+
+
+cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
+    cdef heapregion_t* r = regionOf(h, s.startAddr)
+    cdef size_t start = (s.startAddr - r.base) // PAGE_SIZE
+    cdef size_t i
+    if s.spanclass >> 1 == 0:
+        list_remove(&h.large, s)
+    for i in range(start, start + s.npages):
+        storep(<void**>&r.spans[i], NULL)
+    _set_pages(r, start, s.npages, True)
+    if start < r.search_hint:
+        r.search_hint = start
+    h.pages_inuse -= s.npages
+    h.nspans_inuse -= 1
+    h.bits_bytes -= s.bits_size
+    s.state = SPAN_DEAD
+    span_free_bits(s)
+    s.next = h.spanfree
+    h.spanfree = s
+
+
+cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil:
+    lock(&h.lock, site)
+    mheap_freeSpanLocked(h, s)
+    unlock(&h.lock)
+
+
+cdef heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil:
+    cdef uint32_t n = load_acquire32(&h.nregions)
+    cdef uint32_t i
+    for i in range(n):
+        if h.regions[i].base <= addr < h.regions[i].end:
+            return &h.regions[i]
+    return NULL
+
+
+cdef mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil:
+    """The span holding addr, or NULL; needs no lock (Go's spanOf)."""
+    cdef heapregion_t* r = regionOf(h, addr)
+    if r == NULL:
+        return NULL
+    return <mspan_t*>loadp(<void**>&r.spans[(addr - r.base) // PAGE_SIZE])
+
+
+cdef class MHeap:
+    """The page heap (Go's mheap_): arenas, the page allocator and large spans."""
+
+    def __cinit__(self):
+        self.h = NULL
+
+    def __dealloc__(self):
+        if self.h != NULL:
+            mheap_destroy(self.h)
+            free(self.h)
+            self.h = NULL
+
+    @property
+    def arenas(self):
+        """(base, size) of each reservation, in address order."""
+        self._check()
+        with nogil:
+            lock(&self.h.lock, SITE_OTHER)
+        try:
+            return [(self.h.regions[self.h.order[k]].base,
+                     self.h.regions[self.h.order[k]].end - self.h.regions[self.h.order[k]].base)
+                    for k in range(self.h.nregions)]
+        finally:
+            unlock(&self.h.lock)
+
+    def free_runs(self):
+        """The free page runs as (base address, npages), in address order."""
+        self._check()
+        cdef heapregion_t* r
+        cdef size_t i, start
+        runs = []
+        with nogil:
+            lock(&self.h.lock, SITE_OTHER)
+        try:
+            for k in range(self.h.nregions):
+                r = &self.h.regions[self.h.order[k]]
+                i = 0
+                while i < r.npages:
+                    if _page_free(r, i):
+                        start = i
+                        while i < r.npages and _page_free(r, i):
+                            i += 1
+                        runs.append((r.base + start * PAGE_SIZE, i - start))
+                    else:
+                        i += 1
+        finally:
+            unlock(&self.h.lock)
+        return runs
+
+    def span_of(self, addr):
+        """Facts about the in-use span holding addr, or None."""
+        self._check()
+        cdef mspan_t* s = spanOf(self.h, addr) if 0 <= addr < 2**64 else NULL
+        if s == NULL:
+            return None
+        return span_info(s)
+
+    def lockstats(self):
+        self._check()
+        return mutex_stats(&self.h.lock)
+
+    def _check(self):
+        if self.h == NULL:
+            from goruntime.errors import GoRuntimeError
+            raise GoRuntimeError("runtime closed")

@@ -1,0 +1,164 @@
+# mspan: a run of pages holding objects of one span class, with its allocation
+# bitmaps. The metadata lives in C memory owned by the mheap; the fields the
+# owning mcache touches on every allocation come first, in one cache line, and
+# the bitmaps other Ps write to (freedBits, tinyFreed) sit in lines of their own.
+#
+# Invariants (checked by mgc.verify_heap):
+#   - slot i is allocated  <=>  i < freeindex or allocBits[i] is set;
+#   - allocCache is the complement of allocBits from freeindex to the next
+#     64-slot boundary, shifted so that bit 0 stands for slot freeindex;
+#   - allocCount == number of allocated slots;
+#   - a freed slot (freedBits[i]) is allocated; it becomes free only when the
+#     sweeper rebuilds allocBits, never by touching the owner's mcache;
+#   - an in-use span is in exactly one place: an mcache, an mcentral list, or
+#     (large spans) the mheap's large list.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport ctz64, load_relaxed32, store_relaxed32, load_relaxed64
+
+cpdef enum SpanState:
+    SPAN_DEAD = 0
+    SPAN_INUSE = 1
+
+cdef struct mspan
+
+cdef struct mspanlist:
+    mspan* first
+    mspan* last
+    uint32_t count
+
+cdef struct mspan:
+    uint64_t allocCache
+    uint32_t freeindex          # stored relaxed: frees on other Ps read it
+    uint32_t nelems
+    uint32_t allocCount
+    uint16_t spanclass
+    uint8_t needzero
+    uint8_t state
+    uintptr_t startAddr
+    uintptr_t elemsize
+    uint64_t* allocBits
+    uint16_t* tinyStarts        # tiny span class only: object starts per 16 B block
+
+    mspan* next
+    mspan* prev
+    mspanlist* list
+    uintptr_t npages
+    uintptr_t limit             # end of the object(s): base + size for a large object
+    uint32_t sweepgen
+    uint32_t nwords             # 64-bit words per bitmap
+    uint64_t* gcmarkBits
+    uint64_t* freedBits         # atomic OR by free(); consumed by the sweeper
+    uint16_t* tinyFreed         # atomic OR by free() of a tiny object
+    void* bits                  # the one allocation holding all of the bitmaps
+    size_t bits_size
+
+ctypedef mspan mspan_t
+ctypedef mspanlist mspanlist_t
+
+cdef int span_alloc_bits(mspan_t* s) noexcept nogil
+cdef void span_free_bits(mspan_t* s) noexcept nogil
+cdef uint32_t span_count_alloc(mspan_t* s) noexcept nogil
+cdef dict span_info(mspan_t* s)
+
+
+cdef inline void refillAllocCache(mspan_t* s, uint32_t whichWord) noexcept nogil:
+    s.allocCache = ~s.allocBits[whichWord]
+
+
+cdef inline uintptr_t nextFreeFast(mspan_t* s) noexcept nogil:
+    """Go's nextFreeFast: the next free slot from allocCache, or 0."""
+    cdef int theBit = ctz64(s.allocCache)
+    cdef uint32_t result, freeidx
+    if theBit < 64:
+        result = s.freeindex + <uint32_t>theBit
+        if result < s.nelems:
+            freeidx = result + 1
+            if (freeidx & 63) == 0 and freeidx != s.nelems:
+                return 0
+            # Two shifts: '>> 64' is undefined in C (Go defines it as 0).
+            s.allocCache = (s.allocCache >> theBit) >> 1
+            store_relaxed32(&s.freeindex, freeidx)
+            s.allocCount += 1
+            return s.startAddr + <uintptr_t>result * s.elemsize
+    return 0
+
+
+cdef inline uint32_t nextFreeIndex(mspan_t* s) noexcept nogil:
+    """Go's nextFreeIndex: the index of the next free slot, nelems if full."""
+    cdef uint32_t sfreeindex = s.freeindex
+    cdef uint32_t snelems = s.nelems
+    cdef uint64_t aCache
+    cdef int bitIndex
+    cdef uint32_t result
+    if sfreeindex == snelems:
+        return sfreeindex
+    aCache = s.allocCache
+    bitIndex = ctz64(aCache)
+    while bitIndex == 64:
+        sfreeindex = (sfreeindex + 64) & ~(<uint32_t>63)
+        if sfreeindex >= snelems:
+            store_relaxed32(&s.freeindex, snelems)
+            return snelems
+        refillAllocCache(s, sfreeindex >> 6)
+        aCache = s.allocCache
+        bitIndex = ctz64(aCache)
+    result = sfreeindex + <uint32_t>bitIndex
+    if result >= snelems:
+        store_relaxed32(&s.freeindex, snelems)
+        return snelems
+    s.allocCache = (s.allocCache >> bitIndex) >> 1
+    sfreeindex = result + 1
+    if (sfreeindex & 63) == 0 and sfreeindex != snelems:
+        refillAllocCache(s, sfreeindex >> 6)
+    store_relaxed32(&s.freeindex, sfreeindex)
+    return result
+
+
+cdef inline bint slot_allocated(mspan_t* s, uint32_t idx) noexcept nogil:
+    """Whether slot idx is allocated; safe to call from a P that does not own s."""
+    if idx < load_relaxed32(&s.freeindex):
+        return True
+    return (s.allocBits[idx >> 6] >> (idx & 63)) & 1
+
+
+cdef inline bint slot_freed(mspan_t* s, uint32_t idx) noexcept nogil:
+    return (load_relaxed64(&s.freedBits[idx >> 6]) >> (idx & 63)) & 1
+
+
+cdef inline void list_insert(mspanlist_t* l, mspan_t* s) noexcept nogil:
+    s.prev = NULL
+    s.next = l.first
+    if l.first != NULL:
+        l.first.prev = s
+    else:
+        l.last = s
+    l.first = s
+    s.list = l
+    l.count += 1
+
+
+cdef inline void list_insertBack(mspanlist_t* l, mspan_t* s) noexcept nogil:
+    s.next = NULL
+    s.prev = l.last
+    if l.last != NULL:
+        l.last.next = s
+    else:
+        l.first = s
+    l.last = s
+    s.list = l
+    l.count += 1
+
+
+cdef inline void list_remove(mspanlist_t* l, mspan_t* s) noexcept nogil:
+    if s.prev != NULL:
+        s.prev.next = s.next
+    else:
+        l.first = s.next
+    if s.next != NULL:
+        s.next.prev = s.prev
+    else:
+        l.last = s.prev
+    s.next = NULL
+    s.prev = NULL
+    s.list = NULL
+    l.count -= 1

@@ -1,0 +1,3 @@
+from goruntime.runtime2 cimport runtime_t
+
+cdef dict read_memstats(runtime_t* rt)

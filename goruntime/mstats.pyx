@@ -1,0 +1,100 @@
+# cython: language_level=3
+# mstats: Go's MemStats, read as Go's ReadMemStats does: with the world stopped
+# and every mcache flushed, so that per-P counters (plain P-owned fields) and
+# the spans agree. The heap figures are recounted from the spans and the page
+# bitmaps, not kept as running totals, so the invariants below are real checks:
+#   HeapIdle + HeapInuse == HeapSys
+#   Mallocs - Frees == HeapObjects
+#   HeapAlloc <= HeapInuse
+from libc.stdint cimport uint32_t, uint64_t
+from goruntime.sys cimport popcount64, load64
+from goruntime.mspan cimport mspan_t, mspanlist_t
+from goruntime.mheap cimport mheap_t, heapregion_t
+from goruntime.mcentral cimport mcentral_t
+from goruntime.runtime2 cimport p_t, NUM_PAUSES
+from goruntime.mgc cimport flushallmcaches
+from goruntime.sizeclasses cimport PAGE_SIZE, TINY_SIZE_CLASS
+
+
+cdef void _count_list(mspanlist_t* l, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:
+    cdef mspan_t* s = l.first
+    while s != NULL:
+        pages[0] += s.npages
+        alloc[0] += <uint64_t>s.allocCount * s.elemsize
+        objects[0] += s.allocCount
+        s = s.next
+
+
+cdef dict read_memstats(runtime_t* rt):
+    """MemStats fields by Go's names; the caller has stopped the world."""
+    cdef mheap_t* h = rt.heap
+    cdef uint64_t pages = 0, alloc = 0, objects = 0, free_pages = 0, scav_pages = 0
+    cdef uint64_t nmalloc = 0, tiny = 0, large = 0, large_bytes = 0, total = 0, refills = 0
+    cdef uint64_t nfree = 0, grows = 0
+    cdef int spc, i, c
+    cdef uint32_t k
+    cdef size_t w
+    cdef heapregion_t* r
+    cdef p_t* pp
+    with nogil:
+        flushallmcaches(rt)
+        for spc in range(2, rt.sc.num_classes * 2):
+            _count_list(&rt.central[spc].nonempty, &pages, &alloc, &objects)
+            _count_list(&rt.central[spc].empty, &pages, &alloc, &objects)
+            grows += rt.central[spc].ngrow
+        _count_list(&h.large, &pages, &alloc, &objects)
+        for k in range(h.nregions):
+            r = &h.regions[k]
+            for w in range((r.npages + 63) // 64):
+                free_pages += popcount64(r.free_bits[w])
+                scav_pages += popcount64(r.scav_bits[w])
+    by_size = []
+    for c in range(1, rt.sc.num_classes):
+        mallocs_c = sum(rt.allp[i].mcache.nmalloc[c] for i in range(rt.gomaxprocs))
+        by_size.append({"Size": rt.sc.class_to_size[c], "Mallocs": mallocs_c, "Frees": rt.nfree[c]})
+        nmalloc += mallocs_c
+        nfree += rt.nfree[c]
+        total += mallocs_c * rt.sc.class_to_size[c]
+    for i in range(rt.gomaxprocs):
+        pp = rt.allp[i]
+        tiny += pp.mcache.tinyallocs
+        large += pp.mcache.large_allocs
+        large_bytes += pp.mcache.large_bytes
+        refills += pp.mcache.refills
+    pauses = [rt.pause_ns[(rt.numgc - 1 - j) % NUM_PAUSES] for j in range(min(rt.numgc, NUM_PAUSES))]
+    span_struct = sizeof(mspan_t) + (-sizeof(mspan_t)) % 64
+    mcache_struct = sizeof(p_t)
+    central_struct = sizeof(mcentral_t) + (-sizeof(mcentral_t)) % 64
+    return {
+        "Mallocs": nmalloc + tiny + large,
+        "Frees": nfree + tiny + rt.large_frees,
+        "HeapAlloc": alloc,
+        "Alloc": alloc,
+        "TotalAlloc": total + large_bytes,
+        "HeapSys": h.heap_sys,
+        "HeapIdle": free_pages * PAGE_SIZE,
+        "HeapInuse": pages * PAGE_SIZE,
+        "HeapReleased": scav_pages * PAGE_SIZE,
+        "HeapObjects": objects,
+        "MSpanInuse": h.nspans_inuse * span_struct,
+        "MSpanSys": h.nspans_alloc * span_struct,
+        "MCacheInuse": rt.gomaxprocs * mcache_struct,
+        "MCacheSys": rt.gomaxprocs * mcache_struct,
+        "GCSys": h.bits_bytes,
+        "OtherSys": h.table_bytes + rt.sc.num_classes * 2 * central_struct,
+        "NextGC": rt.heap_goal if rt.gogc >= 0 else 0,
+        "LastGC": rt.last_gc_ns,
+        "NumGC": rt.numgc,
+        "PauseTotalNs": rt.pause_total_ns,
+        "PauseNs": pauses,
+        "BySize": by_size,
+        # allocation paths
+        "TinyAllocs": tiny,
+        "MCacheHits": nmalloc - refills,
+        "Refills": refills,
+        "MCentralGrows": grows,
+        "HeapGrows": h.heap_grows,
+        "LargeAllocs": large,
+        "LargeFrees": rt.large_frees,
+        "HeapLive": load64(&h.heap_live),
+    }

@@ -1,0 +1,53 @@
+# proc: Ms acquire and release Ps through the scheduler lock; stop-the-world
+# takes every P. An M without a P blocks on a condition variable, never spins.
+#
+# A Python thread between two calls inside `with rt.proc():` holds its P in
+# P_SYSCALL, like a goroutine in a system call: a stop-the-world steals it with
+# a CAS, and the thread's next call notices (its CAS back to P_RUNNING fails)
+# and acquires a P again.
+from libc.stdint cimport uint64_t
+from goruntime.sys cimport load_relaxed32, nanotime
+from goruntime.runtime2 cimport p_t, m_t, runtime_t, PREEMPT_NS
+
+cdef int sched_init(runtime_t* rt) noexcept nogil
+cdef void sched_destroy(runtime_t* rt) noexcept nogil
+cdef p_t* acquirep(runtime_t* rt, m_t* mp) noexcept nogil
+cdef bint try_acquirep(runtime_t* rt, m_t* mp) noexcept nogil
+cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil
+cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil
+cdef void handoffp(runtime_t* rt, m_t* mp) noexcept nogil
+cdef void stopTheWorld(runtime_t* rt, p_t* mine) noexcept nogil
+cdef void startTheWorld(runtime_t* rt, p_t* mine) noexcept nogil
+cdef bint exitsyscall_fast(m_t* mp) noexcept nogil
+cdef void entersyscall(runtime_t* rt, m_t* mp) noexcept nogil
+cdef void sched_close(runtime_t* rt) noexcept nogil
+cdef dict sched_stats(runtime_t* rt)
+
+
+cdef inline bint safepoint(runtime_t* rt, m_t* mp) noexcept nogil:
+    """An M's check before each allocation: park for a stop-the-world, or hand
+    the P to a waiting M after a 10 ms slice. False once the runtime is closed."""
+    if load_relaxed32(&rt.sched.gcwaiting):
+        gcstopm(rt, mp)
+        return mp.p != NULL
+    mp.tick += 1
+    if (mp.tick & 255) == 0 and load_relaxed32(&rt.sched.nmwaiting) != 0:
+        if nanotime() - mp.slice_start >= PREEMPT_NS:
+            handoffp(rt, mp)
+            return mp.p != NULL
+    return True
+
+
+cdef class P:
+    cdef p_t* p
+    cdef object owner
+
+
+cdef P make_P(object owner, p_t* p)
+
+
+cdef class M:
+    cdef m_t* m
+    cdef bint started
+    cdef int start(self, runtime_t* rt, void* (*fn)(void*) noexcept nogil, void* work) noexcept
+    cdef void join(self) noexcept nogil

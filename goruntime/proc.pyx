@@ -1,0 +1,275 @@
+# cython: language_level=3
+from libc.string cimport memset
+from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
+    pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy,
+    load32, store32, load64, store64, cas64)
+from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
+    SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
+from goruntime.runtime2 cimport P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP
+
+
+cdef inline uint64_t _status(uint64_t token, int state) noexcept nogil:
+    return (token << 8) | <uint64_t>state
+
+
+cdef int sched_init(runtime_t* rt) noexcept nogil:
+    cdef int i
+    mutex_init(&rt.sched.lock)
+    pthread_cond_init(&rt.sched.pidle_cond, NULL)
+    pthread_cond_init(&rt.sched.stop_cond, NULL)
+    pthread_mutex_init(&rt.sched.gc_sema, NULL)
+    # Idle list in id order, P0 on top.
+    for i in range(rt.gomaxprocs - 1, -1, -1):
+        rt.allp[i].link = rt.sched.pidle
+        rt.sched.pidle = rt.allp[i]
+        store64(&rt.allp[i].status, _status(0, P_IDLE))
+    rt.sched.npidle = rt.gomaxprocs
+    return 0
+
+
+cdef void sched_destroy(runtime_t* rt) noexcept nogil:
+    pthread_cond_destroy(&rt.sched.pidle_cond)
+    pthread_cond_destroy(&rt.sched.stop_cond)
+    pthread_mutex_destroy(&rt.sched.gc_sema)
+    mutex_destroy(&rt.sched.lock)
+
+
+cdef inline void _take_idle(runtime_t* rt, m_t* mp) noexcept nogil:
+    """Pops an idle P for mp; sched.lock held, pidle non-empty."""
+    cdef p_t* pp = rt.sched.pidle
+    rt.sched.pidle = pp.link
+    rt.sched.npidle -= 1
+    rt.sched.next_token += 1
+    mp.token = rt.sched.next_token
+    pp.link = NULL
+    pp.owner = mp
+    store64(&pp.status, _status(mp.token, P_RUNNING))
+    mp.p = pp
+    rt.sched.p_acquires += 1
+
+
+cdef bint try_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
+    """acquirep without waiting: False if no P is idle or the world is stopping."""
+    cdef bint ok = False
+    lock(&rt.sched.lock, SITE_ACQUIREP)
+    if rt.sched.pidle != NULL and not rt.sched.gcwaiting and not rt.sched.closed:
+        _take_idle(rt, mp)
+        ok = True
+    unlock(&rt.sched.lock)
+    if ok:
+        mp.slice_start = nanotime()
+    return ok
+
+
+cdef p_t* acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
+    """Blocks until a P is idle and the world is running; NULL once closed."""
+    cdef uint64_t t0 = 0, waited
+    lock(&rt.sched.lock, SITE_ACQUIREP)
+    while (rt.sched.gcwaiting or rt.sched.pidle == NULL) and not rt.sched.closed:
+        if t0 == 0:
+            t0 = nanotime()
+        store32(&rt.sched.nmwaiting, rt.sched.nmwaiting + 1)
+        cond_wait(&rt.sched.pidle_cond, &rt.sched.lock, SITE_ACQUIREP)
+        store32(&rt.sched.nmwaiting, rt.sched.nmwaiting - 1)
+    if rt.sched.closed:
+        unlock(&rt.sched.lock)
+        mp.p = NULL
+        return NULL
+    _take_idle(rt, mp)
+    if t0 != 0:
+        waited = nanotime() - t0
+        rt.sched.p_waits += 1
+        rt.sched.p_wait_ns += waited
+        mp.p_waits += 1
+        mp.p_wait_ns += waited
+    unlock(&rt.sched.lock)
+    mp.slice_start = nanotime()
+    return mp.p
+
+
+cdef inline void _stopped_one(runtime_t* rt) noexcept nogil:
+    rt.sched.stopwait -= 1
+    if rt.sched.stopwait == 0:
+        pthread_cond_signal(&rt.sched.stop_cond)
+
+
+cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil:
+    """Gives mp's P back: to the stopper during a stop-the-world, else to the idle list."""
+    cdef p_t* pp = mp.p
+    lock(&rt.sched.lock, SITE_RELEASEP)
+    pp.owner = NULL
+    if rt.sched.gcwaiting:
+        store64(&pp.status, _status(0, P_GCSTOP))
+        _stopped_one(rt)
+    else:
+        store64(&pp.status, _status(0, P_IDLE))
+        pp.link = rt.sched.pidle
+        rt.sched.pidle = pp
+        rt.sched.npidle += 1
+        pthread_cond_signal(&rt.sched.pidle_cond)
+    unlock(&rt.sched.lock)
+    mp.p = NULL
+
+
+cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil:
+    releasep(rt, mp)
+    acquirep(rt, mp)
+
+
+cdef void handoffp(runtime_t* rt, m_t* mp) noexcept nogil:
+    mp.handoffs += 1
+    releasep(rt, mp)
+    acquirep(rt, mp)
+
+
+cdef void _steal_syscall_ps(runtime_t* rt, p_t* mine) noexcept nogil:
+    cdef int i
+    cdef uint64_t s
+    cdef p_t* pp
+    for i in range(rt.gomaxprocs):
+        pp = rt.allp[i]
+        if pp == mine:
+            continue
+        s = load64(&pp.status)
+        if (s & 0xff) == P_SYSCALL and cas64(&pp.status, s, _status(0, P_GCSTOP)):
+            pp.owner = NULL
+            rt.sched.stopwait -= 1
+
+
+cdef void stopTheWorld(runtime_t* rt, p_t* mine) noexcept nogil:
+    """Takes every P but mine (the caller's own P, or NULL) and returns once all are stopped."""
+    cdef p_t* pp
+    lock(&rt.sched.lock, SITE_STW)
+    store32(&rt.sched.gcwaiting, 1)
+    rt.sched.stopwait = rt.gomaxprocs - (1 if mine != NULL else 0)
+    while rt.sched.pidle != NULL:
+        pp = rt.sched.pidle
+        rt.sched.pidle = pp.link
+        pp.link = NULL
+        store64(&pp.status, _status(0, P_GCSTOP))
+        rt.sched.stopwait -= 1
+    rt.sched.npidle = 0
+    _steal_syscall_ps(rt, mine)
+    while rt.sched.stopwait > 0:
+        cond_wait(&rt.sched.stop_cond, &rt.sched.lock, SITE_STW)
+        _steal_syscall_ps(rt, mine)
+    unlock(&rt.sched.lock)
+
+
+cdef void startTheWorld(runtime_t* rt, p_t* mine) noexcept nogil:
+    cdef int i
+    cdef p_t* pp
+    lock(&rt.sched.lock, SITE_STW)
+    for i in range(rt.gomaxprocs - 1, -1, -1):
+        pp = rt.allp[i]
+        if pp == mine:
+            continue
+        store64(&pp.status, _status(0, P_IDLE))
+        pp.link = rt.sched.pidle
+        rt.sched.pidle = pp
+        rt.sched.npidle += 1
+    store32(&rt.sched.gcwaiting, 0)
+    pthread_cond_broadcast(&rt.sched.pidle_cond)
+    unlock(&rt.sched.lock)
+
+
+cdef bint exitsyscall_fast(m_t* mp) noexcept nogil:
+    """A Python thread re-enters the runtime: keeps its P unless a stop-the-world took it."""
+    return mp.p != NULL and cas64(&mp.p.status, _status(mp.token, P_SYSCALL),
+                                  _status(mp.token, P_RUNNING))
+
+
+cdef void entersyscall(runtime_t* rt, m_t* mp) noexcept nogil:
+    # The store and the load below pair with stopTheWorld's store of gcwaiting
+    # and its load of the status (all sequentially consistent): either the
+    # stopper sees P_SYSCALL and steals the P, or we see gcwaiting and wake it.
+    store64(&mp.p.status, _status(mp.token, P_SYSCALL))
+    if load32(&rt.sched.gcwaiting):
+        lock(&rt.sched.lock, SITE_STW)
+        pthread_cond_signal(&rt.sched.stop_cond)
+        unlock(&rt.sched.lock)
+
+
+cdef void sched_close(runtime_t* rt) noexcept nogil:
+    """Wakes every M waiting for a P; they see the runtime closed and give up."""
+    lock(&rt.sched.lock, SITE_STW)
+    rt.sched.closed = 1
+    pthread_cond_broadcast(&rt.sched.pidle_cond)
+    unlock(&rt.sched.lock)
+
+
+cdef dict sched_stats(runtime_t* rt):
+    stats = mutex_stats(&rt.sched.lock)
+    stats.update(p_acquires=rt.sched.p_acquires, p_waits=rt.sched.p_waits,
+                 p_wait_ns=rt.sched.p_wait_ns)
+    return stats
+
+
+from libc.stdlib cimport free
+from goruntime.sys cimport alloc_aligned, pthread_create, pthread_join
+from goruntime.mcache cimport make_MCache
+from goruntime.runtime2 import PStatus
+
+
+cdef class P:
+    """A logical processor: the right to allocate, and the mcache that goes with it."""
+
+    @property
+    def id(self):
+        return self.p.id
+
+    @property
+    def status(self):
+        return PStatus(load64(&self.p.status) & 0xff)
+
+    @property
+    def mcache(self):
+        return make_MCache(self, &self.p.mcache)
+
+    def __repr__(self):
+        return f"<P {self.id} {self.status.name}>"
+
+
+cdef P make_P(object owner, p_t* p):
+    cdef P view = P.__new__(P)
+    view.p = p
+    view.owner = owner
+    return view
+
+
+cdef class M:
+    """An OS thread that runs a workload kernel; it must hold a P to allocate."""
+
+    def __cinit__(self, int id):
+        self.m = <m_t*>alloc_aligned(sizeof(m_t))
+        if self.m == NULL:
+            raise MemoryError("cannot allocate an M")
+        self.m.id = id
+
+    def __dealloc__(self):
+        if self.started:
+            with nogil:
+                self.join()
+        free(self.m)
+
+    cdef int start(self, runtime_t* rt, void* (*fn)(void*) noexcept nogil, void* work) noexcept:
+        self.m.rt = rt
+        self.m.work = work
+        if pthread_create(&self.m.thread, NULL, fn, self.m) != 0:
+            return -1
+        self.started = True
+        return 0
+
+    cdef void join(self) noexcept nogil:
+        if self.started:
+            pthread_join(self.m.thread, NULL)
+            self.started = False
+
+    def stats(self):
+        m = self.m
+        return {
+            "id": m.id, "allocs": m.allocs, "frees": m.frees, "bytes": m.bytes,
+            "elapsed_ns": m.end_ns - m.start_ns if m.end_ns else 0,
+            "cpu_ns": m.cpu_ns, "p_waits": m.p_waits, "p_wait_ns": m.p_wait_ns,
+            "handoffs": m.handoffs, "gcs": m.gcs,
+        }

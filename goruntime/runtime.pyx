@@ -1,0 +1,414 @@
+# cython: language_level=3
+"""The Python face of the model: a Runtime owns one heap, its mcentrals, its Ps
+and their mcaches, and lets any Python thread allocate as an M would."""
+import os
+import threading
+from libc.stdint cimport uint64_t, uintptr_t
+from libc.stdlib cimport free
+from libc.string cimport memset, memcpy
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock
+from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
+from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy
+from goruntime.mcentral cimport mcentral_t, mcentral_init, MCentral
+from goruntime.mcache cimport mcache_init
+from goruntime.runtime2 cimport MCACHE_LOCKFREE, MIN_HEAP_GOAL
+from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
+    exitsyscall_fast, entersyscall, sched_close, sched_stats, stopTheWorld, startTheWorld,
+    make_P)
+from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal
+from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
+from goruntime.mstats cimport read_memstats
+from goruntime.lock cimport mutex_stats
+from goruntime.errors import GoRuntimeError
+from goruntime.sizeclasses import normalize_version
+
+# The P a Python thread holds inside `with rt.proc():`, kept in C thread-local
+# storage so that each call finds it in a nanosecond.
+cdef extern from *:
+    """
+    typedef struct { void *rt; void *m; int depth; } gr_proc_tls_t;
+    static __thread gr_proc_tls_t gr_proc_tls;
+    """
+    ctypedef struct gr_proc_tls_t:
+        void* rt
+        void* m
+        int depth
+    gr_proc_tls_t proc_tls "gr_proc_tls"
+
+
+cdef inline m_t* _proc_m(runtime_t* rt) noexcept nogil:
+    if proc_tls.rt == <void*>rt:
+        return <m_t*>proc_tls.m
+    return NULL
+
+
+def _check_size(size):
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size < 0:
+        raise ValueError(f"negative size {size}")
+
+
+def _check_addr(addr):
+    if isinstance(addr, bool) or not isinstance(addr, int):
+        raise TypeError(f"address must be an int, not {type(addr).__name__}")
+
+
+class MemStats:
+    """Go's runtime.MemStats: attributes carry Go's field names and meanings."""
+
+    def __init__(self, fields):
+        self.__dict__.update(fields)
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+    def __repr__(self):
+        return (f"MemStats(HeapAlloc={self.HeapAlloc}, HeapInuse={self.HeapInuse}, "
+                f"HeapSys={self.HeapSys}, Mallocs={self.Mallocs}, Frees={self.Frees}, NumGC={self.NumGC})")
+
+
+cdef class _Proc:
+    """`with rt.proc():` — the thread keeps one P across calls, as a goroutine
+    keeps its M and P; between calls the P is in P_SYSCALL and stealable."""
+    cdef Runtime owner
+    cdef m_t m
+
+    def __enter__(self):
+        rt = self.owner
+        rt._check_open()
+        if proc_tls.depth and proc_tls.rt != <void*>rt.rt:
+            raise GoRuntimeError("this thread is already inside another Runtime's proc()")
+        if proc_tls.depth:
+            proc_tls.depth += 1
+            return self
+        memset(&self.m, 0, sizeof(m_t))
+        self.m.id = -1
+        if not try_acquirep(rt.rt, &self.m):
+            with nogil:
+                acquirep(rt.rt, &self.m)
+            if self.m.p == NULL:
+                raise GoRuntimeError("runtime closed")
+        entersyscall(rt.rt, &self.m)
+        proc_tls.rt = <void*>rt.rt
+        proc_tls.m = <void*>&self.m
+        proc_tls.depth = 1
+        return self
+
+    def __exit__(self, *exc):
+        cdef m_t* mp = <m_t*>proc_tls.m
+        proc_tls.depth -= 1
+        if proc_tls.depth:
+            return False
+        proc_tls.rt = NULL
+        proc_tls.m = NULL
+        if not self.owner.closed and exitsyscall_fast(mp):
+            releasep(self.owner.rt, mp)
+        return False
+
+
+cdef class Runtime:
+    """A model Go runtime: `Runtime(gomaxprocs=N, sizeclasses="go1.13", gogc=100)`.
+
+    gomaxprocs Ps each own an mcache; mcentrals (one per span class) and the
+    mheap are shared. gogc=None turns the GC trigger off; max_heap caps HeapSys
+    in bytes (whole 64 MiB arenas).
+    """
+
+    def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None):
+        self.rt = NULL
+        self.closed = True
+        if gomaxprocs is None:
+            gomaxprocs = os.cpu_count() or 1
+        if isinstance(gomaxprocs, bool) or not isinstance(gomaxprocs, int):
+            raise TypeError("gomaxprocs must be an int")
+        if not 1 <= gomaxprocs <= 1024:
+            raise ValueError(f"gomaxprocs must be between 1 and 1024, not {gomaxprocs}")
+        if gogc is not None and (isinstance(gogc, bool) or not isinstance(gogc, int) or gogc < 0):
+            raise ValueError(f"gogc must be a non-negative int or None, not {gogc!r}")
+        if max_heap is not None and (not isinstance(max_heap, int) or max_heap <= 0):
+            raise ValueError(f"max_heap must be a positive number of bytes, not {max_heap!r}")
+        self.sizeclasses = SizeClasses(normalize_version(sizeclasses))
+        rt = <runtime_t*>alloc_aligned(sizeof(runtime_t))
+        if rt == NULL:
+            raise MemoryError("cannot allocate the runtime")
+        self.rt = rt
+        rt.sc = &self.sizeclasses.t
+        rt.gomaxprocs = gomaxprocs
+        rt.gogc = -1 if gogc is None else gogc
+        rt.mcache_mode = MCACHE_LOCKFREE
+        self.heap = MHeap.__new__(MHeap)
+        rt.heap = <mheap_t*>alloc_aligned(sizeof(mheap_t))
+        if rt.heap == NULL:
+            raise MemoryError("cannot allocate the mheap")
+        mheap_init(rt.heap, rt.sc, max_heap or 0)
+        self.heap.h = rt.heap
+        centrals = []
+        for spc in range(rt.sc.num_classes * 2):
+            rt.central[spc] = <mcentral_t*>alloc_aligned(sizeof(mcentral_t))
+            if rt.central[spc] == NULL:
+                raise MemoryError("cannot allocate an mcentral")
+            mcentral_init(rt.central[spc], spc, rt.heap)
+            view = MCentral.__new__(MCentral)
+            (<MCentral>view).c = rt.central[spc]
+            (<MCentral>view).owner = self
+            centrals.append(view)
+        self.centrals = tuple(centrals)
+        rt.allp = <p_t**>alloc_aligned(gomaxprocs * sizeof(p_t*))
+        if rt.allp == NULL:
+            raise MemoryError("cannot allocate allp")
+        ps = []
+        for i in range(gomaxprocs):
+            rt.allp[i] = <p_t*>alloc_aligned(sizeof(p_t))
+            if rt.allp[i] == NULL:
+                raise MemoryError("cannot allocate a P")
+            rt.allp[i].id = i
+            mcache_init(&rt.allp[i].mcache, rt.central, rt.heap)
+            ps.append(make_P(self, rt.allp[i]))
+        self.ps = tuple(ps)
+        sched_init(rt)
+        set_heap_goal(rt)
+        self._runs = threading.Condition()
+        self._active_runs = 0
+        self._ready = True
+        self.closed = False
+
+    def __dealloc__(self):
+        cdef runtime_t* rt = self.rt
+        if rt == NULL:
+            return
+        if not self.closed:
+            sched_close(rt)
+        self._release_heap()
+        if self._ready:
+            sched_destroy(rt)
+        for spc in range(MAX_SPAN_CLASSES):
+            free(rt.central[spc])
+        if rt.allp != NULL:
+            for i in range(rt.gomaxprocs):
+                free(rt.allp[i])
+            free(rt.allp)
+        free(rt)
+        self.rt = NULL
+
+    def _release_heap(self):
+        if self.heap is not None and self.heap.h != NULL:
+            mheap_destroy(self.heap.h)
+            free(self.heap.h)
+            self.heap.h = NULL
+
+    # -- the calling protocol ------------------------------------------------
+
+    cdef void _check_open(self) except *:
+        if self.closed:
+            raise GoRuntimeError("runtime closed")
+
+    cdef p_t* _enter(self, m_t* scratch) except NULL:
+        """Gives the calling thread a RUNNING P for one call (see _leave)."""
+        self._check_open()
+        cdef m_t* mp = _proc_m(self.rt)
+        if mp != NULL:
+            if exitsyscall_fast(mp):
+                return mp.p
+            mp.p = NULL             # taken by a stop-the-world
+        else:
+            mp = scratch
+            memset(mp, 0, sizeof(m_t))
+            mp.id = -1
+            if try_acquirep(self.rt, mp):
+                return mp.p
+        with nogil:
+            acquirep(self.rt, mp)
+        if mp.p == NULL:
+            raise GoRuntimeError("runtime closed")
+        return mp.p
+
+    cdef void _leave(self, m_t* mp) noexcept:
+        cdef m_t* tls = _proc_m(self.rt)
+        if tls != NULL:
+            entersyscall(self.rt, tls)
+        else:
+            releasep(self.rt, mp)
+
+    cdef void _begin_run(self) except *:
+        with self._runs:
+            self._check_open()
+            self._active_runs += 1
+
+    cdef void _end_run(self) noexcept:
+        with self._runs:
+            self._active_runs -= 1
+            self._runs.notify_all()
+
+    # -- allocation ----------------------------------------------------------
+
+    def malloc(self, size, noscan=False):
+        """Allocates size bytes (Go's mallocgc) and returns the object's address.
+
+        noscan=True means the object holds no pointers: under 16 B it may be
+        packed by the tiny allocator. The memory is zeroed, as Go's is.
+        """
+        _check_size(size)
+        if size > MAX_SMALL_SIZE and size >= (1 << 46):
+            raise MemoryError(f"cannot allocate {size} bytes: larger than the heap can map")
+        cdef m_t scratch
+        cdef bint gc = False
+        cdef bint ns = bool(noscan)
+        cdef size_t n = size
+        cdef uintptr_t x
+        cdef p_t* pp = self._enter(&scratch)
+        if n > MAX_SMALL_SIZE:
+            with nogil:     # large objects may be zeroed: no GIL for that
+                x = mallocgc(self.rt, pp, n, ns, &gc)
+        else:
+            x = mallocgc(self.rt, pp, n, ns, &gc)
+        if gc:
+            with nogil:
+                gcTryStart(self.rt, pp)
+        self._leave(&scratch)
+        if x == 0:
+            raise MemoryError(f"cannot allocate {size} bytes: the heap cannot grow")
+        return x
+
+    def free(self, addr):
+        """Marks the object at addr dead; its slot is reused after the next gc()."""
+        _check_addr(addr)
+        cdef m_t scratch
+        cdef int err = 1
+        cdef p_t* pp = self._enter(&scratch)
+        if 0 < addr < 2**64:
+            err = free_object(self.rt, <uintptr_t>addr)
+        self._leave(&scratch)
+        if err == FREE_DOUBLE_FREE:
+            raise GoRuntimeError(f"double free of {addr:#x}")
+        if err != FREE_OK:
+            raise GoRuntimeError(f"bad pointer {addr:#x}: not the start of a live object")
+
+    cdef int _check_extent(self, object addr, size_t want) except -1:
+        """Raises unless `want` bytes from addr lie in one live object; the caller holds a P."""
+        cdef size_t size = 0
+        cdef int err = 1
+        if addr == <uintptr_t>&self.rt.zerobase:
+            size = 0
+            err = FREE_OK
+        elif 0 < addr < 2**64:
+            err = object_extent(self.rt, <uintptr_t>addr, &size)
+        if err != FREE_OK:
+            raise GoRuntimeError(f"bad pointer {addr:#x}: not the start of a live object")
+        if want > size:
+            raise GoRuntimeError(f"access of {want} bytes at {addr:#x} overruns the object ({size} bytes)")
+        return 0
+
+    def read(self, addr, n):
+        """The first n bytes of the live object at addr."""
+        _check_addr(addr)
+        _check_size(n)
+        cdef m_t scratch
+        cdef p_t* pp = self._enter(&scratch)
+        try:
+            self._check_extent(addr, n)
+            return PyBytes_FromStringAndSize(<char*><uintptr_t>addr, n)
+        finally:
+            self._leave(&scratch)
+
+    def write(self, addr, data):
+        """Writes bytes into the live object at addr, from its start."""
+        _check_addr(addr)
+        cdef const unsigned char[:] view = memoryview(data).cast("B")
+        cdef m_t scratch
+        cdef p_t* pp = self._enter(&scratch)
+        try:
+            self._check_extent(addr, view.shape[0])
+            if view.shape[0]:
+                memcpy(<void*><uintptr_t>addr, &view[0], view.shape[0])
+        finally:
+            self._leave(&scratch)
+
+    def proc(self):
+        """Context manager: the calling thread holds one P for the whole block."""
+        self._check_open()
+        ctx = _Proc.__new__(_Proc)
+        (<_Proc>ctx).owner = self
+        return ctx
+
+    # -- the world stopped ---------------------------------------------------
+
+    def gc(self):
+        """A full stop-the-world collection: flush every mcache, sweep every span."""
+        self._check_open()
+        with nogil:
+            pthread_mutex_lock(&self.rt.sched.gc_sema)
+            gcStart(self.rt, NULL)
+            pthread_mutex_unlock(&self.rt.sched.gc_sema)
+
+    def memstats(self):
+        """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats)."""
+        self._check_open()
+        with nogil:
+            pthread_mutex_lock(&self.rt.sched.gc_sema)
+            stopTheWorld(self.rt, NULL)
+        try:
+            return MemStats(read_memstats(self.rt))
+        finally:
+            with nogil:
+                startTheWorld(self.rt, NULL)
+                pthread_mutex_unlock(&self.rt.sched.gc_sema)
+
+    def lockstats(self):
+        """Counters of every runtime lock: mheap, scheduler, each mcentral, and all mcentrals summed."""
+        self._check_open()
+        from goruntime.report import sum_lockstats
+        per_central = {}
+        for view in self.centrals[2:]:
+            stats = (<MCentral>view).lockstats()
+            stats["sizeclass"] = view.sizeclass
+            stats["noscan"] = view.noscan
+            stats["size"] = self.sizeclasses.class_to_size(view.sizeclass)
+            per_central[view.spanclass] = stats
+        return {
+            "mheap": self.heap.lockstats(),
+            "sched": sched_stats(self.rt),
+            "mcentral": sum_lockstats(per_central.values()),
+            "mcentrals": per_central,
+        }
+
+    # -- workloads -----------------------------------------------------------
+
+    def run(self, **kwargs):
+        """Runs a workload kernel on real M threads; see goruntime.workload.run."""
+        from goruntime.workload import run
+        return run(self, **kwargs)
+
+    # -- lifetime -------------------------------------------------------------
+
+    @property
+    def gomaxprocs(self):
+        return self.rt.gomaxprocs
+
+    @property
+    def gogc(self):
+        return None if self.rt.gogc < 0 else self.rt.gogc
+
+    def close(self):
+        """Releases the heap. Waits for running workloads, which stop early; any later call raises."""
+        if self.closed:
+            return
+        self.closed = True
+        with nogil:
+            sched_close(self.rt)
+        with self._runs:
+            while self._active_runs:
+                self._runs.wait()
+        with nogil:
+            pthread_mutex_lock(&self.rt.sched.gc_sema)
+            pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        self._release_heap()
+
+    def __enter__(self):
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -1,0 +1,110 @@
+# The scheduler's structures, as Go keeps them in runtime2.go: P (a logical
+# processor owning an mcache), M (an OS thread, which needs a P to allocate),
+# the scheduler, and the runtime root that ties them to the heap.
+from libc.stdint cimport int32_t, uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport pthread_cond_t, pthread_mutex_t, pthread_t
+from goruntime.lock cimport mutex_t
+from goruntime.mcache cimport mcache_t
+from goruntime.mcentral cimport mcentral_t
+from goruntime.mheap cimport mheap_t
+from goruntime.sizeclasses cimport sizeclasses_t, MAX_SPAN_CLASSES, MAX_SIZE_CLASSES
+
+cpdef enum PStatus:
+    P_IDLE = 0          # on the idle list
+    P_RUNNING = 1       # held by an M that is allocating
+    P_SYSCALL = 2       # held by a Python thread between two calls: stealable
+    P_GCSTOP = 3        # taken by a stop-the-world
+
+cpdef enum MCacheMode:
+    MCACHE_LOCKFREE = 0
+    MCACHE_LOCKED = 1
+    MCACHE_NONE = 2
+
+cdef enum:
+    NUM_PAUSES = 256    # Go's MemStats.PauseNs ring
+
+cdef struct m
+cdef struct runtime
+
+ctypedef struct p_t:
+    mcache_t mcache
+    char _pad0[64]
+    # Written by other threads (stop-the-world steals SYSCALL Ps): kept off the
+    # mcache's cache lines. status is (owner token << 8 | PStatus).
+    uint64_t status
+    int id
+    p_t* link
+    m* owner
+
+cdef struct m:
+    int id
+    p_t* p
+    uint64_t token              # proves ownership of p in its status word
+    runtime* rt
+    pthread_t thread
+    void* work                  # the workload kernel's per-M state
+    # per-M figures
+    uint64_t allocs
+    uint64_t frees
+    uint64_t bytes
+    uint64_t p_waits
+    uint64_t p_wait_ns
+    uint64_t handoffs
+    uint64_t gcs
+    uint64_t start_ns
+    uint64_t end_ns
+    uint64_t cpu_ns
+    uint64_t slice_start        # when this M last took its P (preemption)
+    uint32_t tick
+    int error
+    uintptr_t error_addr
+    uint64_t error_expect
+    uint64_t error_found
+
+ctypedef m m_t
+
+ctypedef struct sched_t:
+    mutex_t lock
+    pthread_cond_t pidle_cond   # Ms waiting for a P, or for the world to restart
+    pthread_cond_t stop_cond    # the stopper waiting for Ps
+    p_t* pidle
+    uint32_t npidle
+    uint32_t nmwaiting          # read without the lock by Ms deciding to hand off
+    uint32_t gcwaiting          # set while a stop-the-world is in progress
+    int32_t stopwait
+    uint32_t closed
+    uint64_t next_token
+    uint64_t p_acquires
+    uint64_t p_waits
+    uint64_t p_wait_ns
+    uint64_t handoffs
+    pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
+
+cdef struct runtime:
+    sched_t sched
+    mheap_t* heap
+    mcentral_t* central[MAX_SPAN_CLASSES]
+    p_t** allp
+    int gomaxprocs
+    int mcache_mode
+    const sizeclasses_t* sc
+    uint64_t zerobase           # Go's zerobase: the address of every zero-byte object
+    # GC pacing (Go's gcController, reduced to GOGC)
+    int gogc                    # -1: off
+    uint64_t heap_marked
+    uint64_t heap_goal
+    # collections
+    uint32_t numgc
+    uint64_t pause_total_ns
+    uint64_t pause_ns[NUM_PAUSES]
+    uint64_t last_gc_ns
+    # counted by the sweeper with the world stopped
+    uint64_t nfree[MAX_SIZE_CLASSES]
+    uint64_t large_frees
+    uint64_t large_free_bytes
+
+ctypedef runtime runtime_t
+
+cdef enum:
+    MIN_HEAP_GOAL = 4 << 20
+    PREEMPT_NS = 10000000       # Go's forcePreemptNS: 10 ms time slices

@@ -1,0 +1,77 @@
+/* The few machine primitives Go's runtime takes from runtime/internal/sys and
+ * runtime/internal/atomic, as static inline C so that Cython can inline them
+ * into the nogil hot paths. Atomics are GCC __atomic builtins on plain integer
+ * fields: ThreadSanitizer understands them and no special field types leak
+ * into the Cython structs. */
+#ifndef GORUNTIME_SYS_H
+#define GORUNTIME_SYS_H
+
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <pthread.h>
+#include <sched.h>
+
+/* Lock counters are always on; a benchmark build defines this to 0 to measure
+ * what they cost. */
+#ifndef GORUNTIME_LOCKSTATS
+#define GORUNTIME_LOCKSTATS 1
+#endif
+
+static inline int gr_lockstats_enabled(void) { return GORUNTIME_LOCKSTATS; }
+
+/* Go's sys.Ctz64: 64 for a zero word (the C builtin is undefined there). */
+static inline int gr_ctz64(uint64_t x) { return x ? __builtin_ctzll(x) : 64; }
+static inline int gr_popcount64(uint64_t x) { return __builtin_popcountll(x); }
+static inline int gr_log2_64(uint64_t x) { return x ? 63 - __builtin_clzll(x) : 0; }
+
+static inline uint64_t gr_nanotime(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t gr_thread_cputime(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uintptr_t gr_thread_id(void) { return (uintptr_t)pthread_self(); }
+
+static inline void gr_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Relaxed loads and stores compile to plain moves on x86-64 and arm64: they
+ * cost nothing on the mcache path but make a racing reader (a free from another
+ * P checking freeindex) well defined. */
+static inline uint32_t gr_load_relaxed32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void gr_store_relaxed32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint16_t gr_load_relaxed16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void gr_store_relaxed16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t gr_load_relaxed64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+static inline uint32_t gr_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void gr_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t gr_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void gr_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline void *gr_loadp(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void gr_storep(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+static inline uint64_t gr_or64(uint64_t *p, uint64_t v) { return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
+static inline uint16_t gr_or16(uint16_t *p, uint16_t v) { return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
+static inline uint32_t gr_xadd32(uint32_t *p, int32_t v) { return __atomic_add_fetch(p, (uint32_t)v, __ATOMIC_ACQ_REL); }
+static inline uint64_t gr_xadd64(uint64_t *p, int64_t v) { return __atomic_add_fetch(p, (uint64_t)v, __ATOMIC_ACQ_REL); }
+static inline int gr_cas32(uint32_t *p, uint32_t old, uint32_t new_) {
+    return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline int gr_cas64(uint64_t *p, uint64_t old, uint64_t new_) {
+    return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+#endif

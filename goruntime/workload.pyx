@@ -1,0 +1,409 @@
+# cython: language_level=3
+"""Workload kernels: loops that run in M threads with the GIL released, so that
+Ms allocate truly in parallel. Every kernel reaches a safe point before each
+allocation, tags every object it allocates (M id, sequence number) and checks
+the tag before it drops the object, so a slot handed out twice while live, or
+bytes overwritten, are caught when it happens."""
+import os
+import time
+from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport malloc as c_malloc, free as c_free
+from libc.string cimport memcpy, memcmp
+from goruntime.sys cimport (nanotime, thread_cputime, load32, store32, xadd32, cpu_relax)
+from goruntime.sizeclasses cimport MAX_SMALL_SIZE
+from goruntime.runtime2 cimport m_t, p_t, runtime_t
+from goruntime.proc cimport acquirep, releasep, safepoint, M
+from goruntime.malloc cimport mallocgc, free_object, FREE_OK
+from goruntime.mgc cimport gcTryStart
+from goruntime.runtime cimport Runtime
+from goruntime.errors import GoRuntimeError
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cpdef enum KernelError:
+    KERNEL_OK = 0
+    KERNEL_OOM = 1
+    KERNEL_TAG = 2          # an object's bytes changed while it was live
+    KERNEL_FREE = 3         # free() refused an object the kernel owned
+
+cdef enum SizeKind:
+    SIZES_FIXED = 0
+    SIZES_RANGE = 1
+    SIZES_WEIGHTED = 2
+
+ctypedef struct sizedist_t:
+    int kind
+    size_t lo
+    size_t hi
+    size_t n
+    size_t* sizes
+    uint64_t* cumweights    # cumulative, scaled to 2^32
+
+ctypedef struct churn_t:
+    runtime_t* rt
+    sizedist_t dist
+    uint64_t noscan_below   # P(noscan) scaled to 2^32
+    uint64_t large_below    # P(large) scaled to 2^32
+    size_t large_lo
+    size_t large_hi
+    size_t live
+    uint64_t ops            # per M; 0: run for duration_ns
+    uint64_t duration_ns
+    uint32_t ready
+    uint32_t go             # the start gate
+    uint32_t abort          # set with go when the run failed to start
+
+ctypedef struct liveobj_t:
+    uintptr_t addr
+    size_t size
+    uint64_t tag
+
+ctypedef struct mwork_t:
+    churn_t* cfg
+    liveobj_t* live
+    uint64_t rng
+
+
+cdef inline uint64_t _rand(uint64_t* state) noexcept nogil:
+    # xorshift64*: plenty for picking sizes, and reproducible from a seed.
+    cdef uint64_t x = state[0]
+    x ^= x >> 12
+    x ^= x << 25
+    x ^= x >> 27
+    state[0] = x
+    return x * <uint64_t>0x2545F4914F6CDD1DULL
+
+
+cdef inline size_t _pick_size(churn_t* cfg, uint64_t* rng) noexcept nogil:
+    cdef uint64_t r
+    cdef size_t lo, hi, mid
+    if cfg.large_below and (_rand(rng) >> 32) < cfg.large_below:
+        return cfg.large_lo + _rand(rng) % (cfg.large_hi - cfg.large_lo + 1)
+    if cfg.dist.kind == SIZES_FIXED:
+        return cfg.dist.lo
+    if cfg.dist.kind == SIZES_RANGE:
+        return cfg.dist.lo + _rand(rng) % (cfg.dist.hi - cfg.dist.lo + 1)
+    r = _rand(rng) >> 32
+    lo = 0
+    hi = cfg.dist.n - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if r < cfg.dist.cumweights[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return cfg.dist.sizes[lo]
+
+
+cdef inline void _write_tag(uintptr_t x, size_t size, uint64_t tag) noexcept nogil:
+    if size >= 8:
+        memcpy(<void*>x, &tag, 8)
+        if size >= 16:
+            memcpy(<void*>(x + size - 8), &tag, 8)
+    else:
+        memcpy(<void*>x, &tag, size)
+
+
+cdef inline bint _tag_ok(liveobj_t* o, uint64_t* found) noexcept nogil:
+    cdef uint64_t head = 0, tail = 0
+    if o.size >= 8:
+        memcpy(&head, <void*>o.addr, 8)
+        if o.size >= 16:
+            memcpy(&tail, <void*>(o.addr + o.size - 8), 8)
+            if tail != o.tag:
+                found[0] = tail
+                return False
+        found[0] = head
+        return head == o.tag
+    memcpy(&head, <void*>o.addr, o.size)
+    found[0] = head
+    return head == (o.tag & ((<uint64_t>1 << (8 * o.size)) - 1))
+
+
+cdef inline bint _drop(runtime_t* rt, m_t* mp, liveobj_t* o) noexcept nogil:
+    """Checks an object's tag and frees it; False (error recorded) on a violation."""
+    cdef uint64_t found = 0
+    if not _tag_ok(o, &found):
+        mp.error = KERNEL_TAG
+        mp.error_addr = o.addr
+        mp.error_expect = o.tag
+        mp.error_found = found
+        return False
+    if free_object(rt, o.addr) != FREE_OK:
+        mp.error = KERNEL_FREE
+        mp.error_addr = o.addr
+        return False
+    mp.frees += 1
+    return True
+
+
+cdef void* churn_main(void* arg) noexcept nogil:
+    """The churn kernel: allocate from a size mix, keep a bounded live set,
+    drop a random live object for each new one."""
+    cdef m_t* mp = <m_t*>arg
+    cdef mwork_t* w = <mwork_t*>mp.work
+    cdef churn_t* cfg = w.cfg
+    cdef runtime_t* rt = cfg.rt
+    cdef uint64_t seq = 0, deadline, cpu0, tag
+    cdef size_t nlive = 0, slot, size
+    cdef uintptr_t x
+    cdef bint noscan, gc, clean = True
+    cdef liveobj_t obj
+    xadd32(&cfg.ready, 1)
+    while load32(&cfg.go) == 0:
+        sched_yield()
+    if load32(&cfg.abort):
+        return NULL
+    mp.start_ns = nanotime()
+    cpu0 = thread_cputime()
+    deadline = mp.start_ns + cfg.duration_ns
+    if acquirep(rt, mp) == NULL:
+        mp.end_ns = nanotime()
+        return NULL
+    while True:
+        if cfg.ops:
+            if mp.allocs >= cfg.ops:
+                break
+        elif (mp.allocs & 255) == 0 and nanotime() >= deadline:
+            break
+        if not safepoint(rt, mp):
+            clean = False       # the runtime was closed under us
+            break
+        size = _pick_size(cfg, &w.rng)
+        noscan = (_rand(&w.rng) >> 32) < cfg.noscan_below
+        gc = False
+        x = mallocgc(rt, mp.p, size, noscan, &gc)
+        if x == 0:
+            mp.error = KERNEL_OOM
+            mp.error_expect = size
+            break
+        seq += 1
+        tag = (<uint64_t>(mp.id + 1) << 48) | seq
+        _write_tag(x, size, tag)
+        mp.allocs += 1
+        mp.bytes += size
+        obj.addr = x
+        obj.size = size
+        obj.tag = tag
+        if cfg.live == 0:
+            if not _drop(rt, mp, &obj):
+                break
+        elif nlive < cfg.live:
+            w.live[nlive] = obj
+            nlive += 1
+        else:
+            slot = _rand(&w.rng) % cfg.live
+            if not _drop(rt, mp, &w.live[slot]):
+                break
+            w.live[slot] = obj
+        if gc and gcTryStart(rt, mp.p):
+            mp.gcs += 1
+    if clean and mp.p != NULL:
+        for slot in range(nlive):
+            if not _drop(rt, mp, &w.live[slot]):
+                break
+    if mp.p != NULL:
+        releasep(rt, mp)
+    mp.end_ns = nanotime()
+    mp.cpu_ns = thread_cputime() - cpu0
+    return NULL
+
+
+class RunResult:
+    """What a workload did: totals, and one dict of figures per M."""
+
+    def __init__(self, kernel, allocs, frees, elapsed, per_m, config):
+        self.kernel = kernel
+        self.allocs = allocs
+        self.frees = frees
+        self.elapsed = elapsed
+        self.per_m = per_m
+        self.config = config
+
+    @property
+    def allocs_per_sec(self):
+        return self.allocs / self.elapsed if self.elapsed > 0 else 0.0
+
+    def as_dict(self):
+        return {"kernel": self.kernel, "allocs": self.allocs, "frees": self.frees,
+                "elapsed": self.elapsed, "allocs_per_sec": self.allocs_per_sec,
+                "per_m": self.per_m, "config": self.config}
+
+    def __repr__(self):
+        return (f"RunResult({self.kernel}: {self.allocs} allocs in {self.elapsed:.3f} s, "
+                f"{len(self.per_m)} Ms)")
+
+
+def _share(value, name):
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a bool or a share between 0 and 1, not {value}")
+    return value
+
+
+def _check_small(size):
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"sizes must be ints, not {type(size).__name__}")
+    if not 1 <= size <= MAX_SMALL_SIZE:
+        raise ValueError(f"size {size} is not a small size (1..{MAX_SMALL_SIZE}); use large_share for large objects")
+    return size
+
+
+def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None, sizes=64,
+        weights=None, noscan=False, live=1024, large_share=0.0, large_sizes=(32769, 262144),
+        seed=None):
+    """Runs `kernel` on `ms` M threads (default: twice GOMAXPROCS) for `duration`
+    seconds or `ops` allocations per M, and returns a RunResult.
+
+    sizes: an int (every object that size), a (lo, hi) tuple (uniform), or a
+    list of sizes drawn with `weights`. noscan: bool or the share of noscan
+    objects. live: objects each M keeps alive. large_share: the share of
+    allocations that are large objects, sized uniformly in large_sizes.
+    """
+    if kernel != "churn":
+        raise ValueError(f"unknown kernel {kernel!r}: choose 'churn'")
+    if ms is None:
+        ms = 2 * rt.gomaxprocs
+    if isinstance(ms, bool) or not isinstance(ms, int) or not 1 <= ms <= 4096:
+        raise ValueError(f"ms must be an int between 1 and 4096, not {ms!r}")
+    if (duration is None) == (ops is None):
+        if duration is None and ops is None:
+            duration = 1.0
+        else:
+            raise ValueError("give duration or ops, not both")
+    if ops is not None and (isinstance(ops, bool) or not isinstance(ops, int) or ops < 1):
+        raise ValueError(f"ops must be a positive int, not {ops!r}")
+    if duration is not None and not 0 < float(duration) <= 7 * 86400:
+        raise ValueError(f"duration must be a positive number of seconds, not {duration!r}")
+    if isinstance(live, bool) or not isinstance(live, int) or not 0 <= live <= 1 << 24:
+        raise ValueError(f"live must be an int between 0 and {1 << 24}, not {live!r}")
+    noscan_share = _share(noscan, "noscan")
+    large = _share(large_share, "large_share")
+    large_lo, large_hi = large_sizes
+    if not MAX_SMALL_SIZE < large_lo <= large_hi <= 1 << 30:
+        raise ValueError(f"large_sizes must satisfy {MAX_SMALL_SIZE} < lo <= hi <= 1 GiB")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "little")
+
+    cdef churn_t cfg
+    cdef list workers = []
+    cdef M m
+    cdef mwork_t* works = NULL
+    cdef size_t i
+    cdef uint32_t nstarted
+    cfg.rt = rt.rt
+    cfg.dist.sizes = NULL
+    cfg.dist.cumweights = NULL
+    cfg.dist.n = 0
+    if isinstance(sizes, int):
+        cfg.dist.kind = SIZES_FIXED
+        cfg.dist.lo = cfg.dist.hi = _check_small(sizes)
+        described = sizes
+    elif isinstance(sizes, tuple) and len(sizes) == 2:
+        cfg.dist.kind = SIZES_RANGE
+        cfg.dist.lo = _check_small(sizes[0])
+        cfg.dist.hi = _check_small(sizes[1])
+        if cfg.dist.lo > cfg.dist.hi:
+            raise ValueError(f"size range {sizes} is empty")
+        described = list(sizes)
+    else:
+        sizes = [_check_small(s) for s in sizes]
+        if not sizes:
+            raise ValueError("sizes is empty")
+        weights = [1.0] * len(sizes) if weights is None else [float(x) for x in weights]
+        if len(weights) != len(sizes) or any(x < 0 for x in weights) or sum(weights) <= 0:
+            raise ValueError("weights must be non-negative, one per size, not all zero")
+        cfg.dist.kind = SIZES_WEIGHTED
+        described = {"sizes": sizes, "weights": weights}
+    cfg.noscan_below = <uint64_t>(noscan_share * 4294967296.0)
+    cfg.large_below = <uint64_t>(large * 4294967296.0)
+    cfg.large_lo = large_lo
+    cfg.large_hi = large_hi
+    cfg.live = live
+    cfg.ops = ops or 0
+    cfg.duration_ns = <uint64_t>(float(duration) * 1e9) if duration is not None else 0
+    cfg.ready = 0
+    cfg.go = 0
+    cfg.abort = 0
+    config = {"kernel": kernel, "ms": ms, "gomaxprocs": rt.gomaxprocs, "duration": duration,
+              "ops": ops, "sizes": described, "noscan": noscan_share, "live": live,
+              "large_share": large, "large_sizes": [large_lo, large_hi], "seed": seed,
+              "sizeclasses": rt.sizeclasses.version, "gogc": rt.gogc}
+
+    rt._begin_run()
+    try:
+        if cfg.dist.kind == SIZES_WEIGHTED:
+            cfg.dist.n = len(sizes)
+            cfg.dist.sizes = <size_t*>c_malloc(cfg.dist.n * sizeof(size_t))
+            cfg.dist.cumweights = <uint64_t*>c_malloc(cfg.dist.n * sizeof(uint64_t))
+            if cfg.dist.sizes == NULL or cfg.dist.cumweights == NULL:
+                raise MemoryError()
+            total = sum(weights)
+            running = 0.0
+            for i in range(cfg.dist.n):
+                running += weights[i]
+                cfg.dist.sizes[i] = sizes[i]
+                cfg.dist.cumweights[i] = <uint64_t>(running / total * 4294967296.0)
+            cfg.dist.cumweights[cfg.dist.n - 1] = <uint64_t>1 << 32
+        works = <mwork_t*>c_malloc(ms * sizeof(mwork_t))
+        if works == NULL:
+            raise MemoryError()
+        for i in range(ms):
+            works[i].cfg = &cfg
+            works[i].rng = (seed ^ (0x9E3779B97F4A7C15 * (i + 1))) & 0xFFFFFFFFFFFFFFFF or 1
+            works[i].live = <liveobj_t*>c_malloc((live or 1) * sizeof(liveobj_t))
+            if works[i].live == NULL:
+                raise MemoryError()
+        for i in range(ms):
+            m = M(i)
+            if m.start(rt.rt, churn_main, &works[i]) != 0:
+                raise GoRuntimeError(f"cannot start M {i}")
+            workers.append(m)
+        nstarted = len(workers)
+        with nogil:
+            # The start gate: every M is running before any allocates.
+            while load32(&cfg.ready) < nstarted:
+                sched_yield()
+            store32(&cfg.go, 1)
+        t0 = time.perf_counter()
+        for m in workers:
+            with nogil:
+                m.join()
+        elapsed = time.perf_counter() - t0
+    finally:
+        if len(workers) and not load32(&cfg.go):
+            store32(&cfg.abort, 1)
+            store32(&cfg.go, 1)
+            for m in workers:
+                with nogil:
+                    m.join()
+        if works != NULL:
+            for i in range(ms):
+                c_free(works[i].live)
+            c_free(works)
+        c_free(cfg.dist.sizes)
+        c_free(cfg.dist.cumweights)
+        rt._end_run()
+
+    per_m = [m.stats() for m in workers]
+    _raise_errors(workers, config)
+    return RunResult(kernel, sum(s["allocs"] for s in per_m), sum(s["frees"] for s in per_m),
+                     elapsed, per_m, config)
+
+
+def _raise_errors(list workers, dict config):
+    cdef M m
+    for m in workers:
+        err = m.m.error
+        if err == KERNEL_OOM:
+            raise MemoryError(f"M {m.m.id}: cannot allocate {m.m.error_expect} bytes: the heap cannot grow")
+        if err == KERNEL_TAG:
+            raise GoRuntimeError(
+                f"M {m.m.id}: object {m.m.error_addr:#x} was overwritten while live: tag "
+                f"{m.m.error_expect:#x} became {m.m.error_found:#x} (seed {config['seed']})")
+        if err == KERNEL_FREE:
+            raise GoRuntimeError(f"M {m.m.id}: free({m.m.error_addr:#x}) refused a live object "
+                                 f"(seed {config['seed']})")

@@ -1,0 +1,55 @@
+"""Builds the Cython extension modules.
+
+GORUNTIME_CFLAGS overrides the C flags (the ThreadSanitizer and the
+counters-compiled-out benchmark builds use it). The build fails on any Cython
+"performance hint": each one marks a hot call that silently takes the GIL.
+"""
+import io
+import os
+import sys
+
+from setuptools import Extension, setup
+from Cython.Build import cythonize
+
+MODULES = ["sys", "lock", "sizeclasses", "mspan", "mheap", "mcentral", "mcache", "runtime2",
+           "proc", "malloc", "mgc", "mstats", "runtime", "workload"]
+PYX = [m for m in MODULES if os.path.exists(f"goruntime/{m}.pyx")]
+CFLAGS = os.environ.get("GORUNTIME_CFLAGS", "-O3").split()
+LDFLAGS = os.environ.get("GORUNTIME_LDFLAGS", "").split()
+
+
+class _Tee(io.TextIOBase):
+    """Copies Cython's diagnostics to stderr and keeps the performance hints."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.hints = []
+
+    def write(self, text):
+        if "performance hint" in text:
+            self.hints.append(text.rstrip())
+        return self.stream.write(text)
+
+    def flush(self):
+        self.stream.flush()
+
+
+def _cythonize():
+    extensions = [Extension(f"goruntime.{m}", [f"goruntime/{m}.pyx"], include_dirs=["goruntime"],
+                            extra_compile_args=CFLAGS + ["-Wno-unused-function", "-Wno-unused-variable", "-Wno-unused-const-variable", "-Wno-sign-compare"],
+                            extra_link_args=LDFLAGS)
+                  for m in PYX]
+    tee = _Tee(sys.stderr)
+    real, sys.stderr = sys.stderr, tee
+    try:
+        modules = cythonize(extensions, language_level=3, nthreads=0,
+                            compiler_directives={"boundscheck": False, "wraparound": False,
+                                                 "cdivision": True, "initializedcheck": False})
+    finally:
+        sys.stderr = real
+    if tee.hints:
+        raise SystemExit("Cython performance hints are build errors here:\n" + "\n".join(tee.hints))
+    return modules
+
+
+setup(ext_modules=_cythonize(), options={"build_ext": {"parallel": os.cpu_count() or 1}})
