@@ -1,0 +1,3 @@
+from goruntime.cli import main
+
+main()
