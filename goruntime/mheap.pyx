@@ -333,6 +333,34 @@ cdef class MHeap:
             unlock(&self.h.lock)
         return runs
 
+    def reserve(self, nbytes, prefault=False):
+        """Grows the heap by a reservation of at least nbytes (whole arenas).
+
+        prefault touches every page with a zero write, so that benchmarks do not
+        measure the kernel's page faults; the pages stay zero, as never-used
+        pages are, and count as released until handed out.
+        """
+        self._check()
+        if not 0 < nbytes <= 1 << 40:
+            raise ValueError(f"cannot reserve {nbytes} bytes")
+        cdef size_t npages = (nbytes + PAGE_SIZE - 1) // PAGE_SIZE
+        cdef int err
+        cdef heapregion_t* r
+        cdef uintptr_t a
+        cdef bint touch = prefault
+        with nogil:
+            lock(&self.h.lock, SITE_OTHER)
+            err = _grow(self.h, npages)
+            if err == 0 and touch:
+                r = &self.h.regions[self.h.nregions - 1]
+                a = r.base
+                while a < r.end:
+                    (<char*>a)[0] = 0
+                    a += 4096
+            unlock(&self.h.lock)
+        if err:
+            raise MemoryError(f"cannot reserve {nbytes} bytes for the heap")
+
     def span_of(self, addr):
         """Facts about the in-use span holding addr, or None."""
         self._check()

@@ -3,6 +3,7 @@
 and their mcaches, and lets any Python thread allocate as an M would."""
 import os
 import threading
+cimport cython
 from libc.stdint cimport uint64_t, uintptr_t
 from libc.stdlib cimport free
 from libc.string cimport memset, memcpy
@@ -41,6 +42,10 @@ cdef inline m_t* _proc_m(runtime_t* rt) noexcept nogil:
     if proc_tls.rt == <void*>rt:
         return <m_t*>proc_tls.m
     return NULL
+
+
+# Requests this large could not be mapped even as one reservation.
+cdef object MAX_REQUEST = 1 << 46
 
 
 def _check_size(size):
@@ -243,23 +248,29 @@ cdef class Runtime:
 
     # -- allocation ----------------------------------------------------------
 
+    @cython.binding(False)
     def malloc(self, size, noscan=False):
         """Allocates size bytes (Go's mallocgc) and returns the object's address.
 
         noscan=True means the object holds no pointers: under 16 B it may be
         packed by the tiny allocator. The memory is zeroed, as Go's is.
         """
-        _check_size(size)
-        if size > MAX_SMALL_SIZE and size >= (1 << 46):
-            raise MemoryError(f"cannot allocate {size} bytes: larger than the heap can map")
+        cdef size_t n
         cdef m_t scratch
         cdef bint gc = False
-        cdef bint ns = bool(noscan)
-        cdef size_t n = size
+        cdef bint ns = noscan
         cdef uintptr_t x
-        cdef p_t* pp = self._enter(&scratch)
+        cdef p_t* pp
+        if type(size) is not int:
+            _check_size(size)
+        if size < 0:
+            raise ValueError(f"negative size {size}")
+        if size >= MAX_REQUEST:
+            raise MemoryError(f"cannot allocate {size} bytes: larger than the heap can map")
+        n = size
+        pp = self._enter(&scratch)
         if n > MAX_SMALL_SIZE:
-            with nogil:     # large objects may be zeroed: no GIL for that
+            with nogil:     # a large object may need zeroing: not under the GIL
                 x = mallocgc(self.rt, pp, n, ns, &gc)
         else:
             x = mallocgc(self.rt, pp, n, ns, &gc)

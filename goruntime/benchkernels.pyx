@@ -1,0 +1,140 @@
+# cython: language_level=3
+"""nogil kernels for `make bench`, and the plain C loop they are measured against.
+
+Each kernel runs on M threads released together by a start gate and times only
+the loop under test (a span's worth of allocations at a time), so that a refill
+or a gate never lands inside a timed region."""
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport nanotime, load32, store32, xadd32, cpu_relax
+from goruntime.sizeclasses cimport size_to_class
+from goruntime.mspan cimport mspan_t
+from goruntime.runtime2 cimport m_t, p_t, runtime_t
+from goruntime.proc cimport acquirep, releasep, M
+from goruntime.malloc cimport mallocgc
+from goruntime.runtime cimport Runtime
+
+cdef extern from *:
+    """
+    /* The floor: Go's span allocation written as a plain C loop over the same
+     * memory: allocCache/ctz, freeindex, a bitmap refill every 64 objects, one
+     * word written per object. Returns the nanoseconds spent allocating. */
+    #include <stdint.h>
+    #include <time.h>
+    static uint64_t gr_bench_now(void) {
+        struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    static uint64_t gr_c_span_loop(uintptr_t mem, uint64_t nspans, uint32_t elemsize, uint64_t *ops) {
+        uint32_t nelems = 8192 / elemsize;
+        uint64_t total = 0, done = 0;
+        for (uint64_t sp = 0; sp < nspans; sp++) {
+            uintptr_t base = mem + sp * 8192;
+            uint64_t allocBits[16] = {0};
+            uint64_t allocCache = ~allocBits[0];
+            uint32_t freeindex = 0;
+            uint64_t t0 = gr_bench_now();
+            for (;;) {
+                int bit = allocCache ? __builtin_ctzll(allocCache) : 64;
+                if (bit == 64) {
+                    freeindex = (freeindex + 64) & ~63u;
+                    if (freeindex >= nelems) break;
+                    allocCache = ~allocBits[freeindex >> 6];
+                    continue;
+                }
+                uint32_t result = freeindex + (uint32_t)bit;
+                if (result >= nelems) break;
+                allocCache = (allocCache >> bit) >> 1;
+                freeindex = result + 1;
+                if ((freeindex & 63) == 0 && freeindex != nelems)
+                    allocCache = ~allocBits[freeindex >> 6];
+                *(volatile uint64_t *)(base + (uintptr_t)result * elemsize) = result;
+                done++;
+            }
+            total += gr_bench_now() - t0;
+        }
+        *ops = done;
+        return total;
+    }
+    """
+    uint64_t c_span_loop "gr_c_span_loop"(uintptr_t mem, uint64_t nspans, uint32_t elemsize, uint64_t* ops) noexcept nogil
+
+ctypedef struct hitbench_t:
+    runtime_t* rt
+    size_t size
+    uint64_t spans          # spans each M fills
+    uint32_t ready
+    uint32_t go
+    # per-M results, indexed by m.id
+    uint64_t ns[64]
+    uint64_t ops[64]
+
+
+cdef void* _hit_main(void* arg) noexcept nogil:
+    cdef m_t* mp = <m_t*>arg
+    cdef hitbench_t* b = <hitbench_t*>mp.work
+    cdef runtime_t* rt = b.rt
+    cdef p_t* pp
+    cdef bint gc = False
+    cdef uintptr_t x
+    cdef mspan_t* s
+    cdef uint64_t k, i, n, t0, ns = 0, ops = 0
+    cdef int spc
+    xadd32(&b.ready, 1)
+    while load32(&b.go) == 0:
+        cpu_relax()
+    pp = acquirep(rt, mp)
+    spc = size_to_class(rt.sc, b.size) << 1 | 1
+    for k in range(b.spans):
+        # Untimed: the allocation that refills the span from its mcentral.
+        x = mallocgc(rt, pp, b.size, True, &gc)
+        (<uint64_t*>x)[0] = 0
+        s = pp.mcache.alloc[spc]
+        n = s.nelems - s.allocCount
+        t0 = nanotime()
+        for i in range(n):
+            x = mallocgc(rt, pp, b.size, True, &gc)
+            (<uint64_t*>x)[0] = i
+        ns += nanotime() - t0
+        ops += n
+    releasep(rt, mp)
+    b.ns[mp.id] = ns
+    b.ops[mp.id] = ops
+    return NULL
+
+
+def mcache_hit(Runtime rt not None, int ms, size_t size, uint64_t spans_per_m):
+    """ns per allocation on the mcache-hit path, per M, with `ms` Ms on their own Ps.
+
+    Returns (ns_per_op of each M, aggregate allocations per second)."""
+    if not 1 <= ms <= min(64, rt.gomaxprocs):
+        raise ValueError("need 1 <= ms <= min(64, gomaxprocs)")
+    cdef hitbench_t b
+    cdef M m
+    cdef int i
+    b.rt = rt.rt
+    b.size = size
+    b.spans = spans_per_m
+    b.ready = 0
+    b.go = 0
+    workers = [M(i) for i in range(ms)]
+    for m in workers:
+        if m.start(rt.rt, _hit_main, &b) != 0:
+            raise RuntimeError("cannot start an M")
+    with nogil:
+        while load32(&b.ready) < <uint32_t>ms:
+            cpu_relax()
+        store32(&b.go, 1)
+    for m in workers:
+        with nogil:
+            m.join()
+    per_m = [<double>b.ns[i] / b.ops[i] for i in range(ms)]
+    wall = max(b.ns[i] for i in range(ms)) / 1e9
+    return per_m, sum(b.ops[i] for i in range(ms)) / wall
+
+
+def c_span_floor(uintptr_t mem, uint64_t nspans, uint32_t elemsize):
+    """ns per allocation of the plain C span loop over nspans 8 KiB spans at mem."""
+    cdef uint64_t ops = 0, ns
+    with nogil:
+        ns = c_span_loop(mem, nspans, elemsize, &ops)
+    return <double>ns / ops
