@@ -51,6 +51,7 @@ cdef void mutex_init(mutex_t* mu) noexcept nogil
 cdef void mutex_destroy(mutex_t* mu) noexcept nogil
 cdef void mutex_snapshot(mutex_t* mu, mutex_t* out) noexcept nogil
 cdef void mutex_lock_slow(mutex_t* mu, int site) noexcept nogil
+cdef uint64_t thread_lock_wait_ns() noexcept nogil
 
 
 cdef inline void _acquired(mutex_t* mu, int site) noexcept nogil:

@@ -12,14 +12,28 @@ cdef void mutex_destroy(mutex_t* mu) noexcept nogil:
     pthread_mutex_destroy(&mu.m)
 
 
+# Each thread's total wait on runtime locks, for per-M figures.
+cdef extern from *:
+    """
+    static __thread uint64_t gr_thread_lock_wait_ns;
+    """
+    uint64_t tls_lock_wait_ns "gr_thread_lock_wait_ns"
+
+
+cdef uint64_t thread_lock_wait_ns() noexcept nogil:
+    return tls_lock_wait_ns
+
+
 cdef void mutex_lock_slow(mutex_t* mu, int site) noexcept nogil:
     # Only reached when trylock failed: the clock is read here and nowhere else
     # on the acquire path.
+    global tls_lock_wait_ns
     cdef uint32_t waiting = xadd32(&mu.waiters, 1)
     cdef uint64_t t0 = nanotime()
     pthread_mutex_lock(&mu.m)
     cdef uint64_t waited = nanotime() - t0
     xadd32(&mu.waiters, -1)
+    tls_lock_wait_ns += waited
     mu.contended += 1
     mu.site_contended[site] += 1
     mu.wait_ns += waited

@@ -22,6 +22,8 @@ cdef bint exitsyscall_fast(m_t* mp) noexcept nogil
 cdef void entersyscall(runtime_t* rt, m_t* mp) noexcept nogil
 cdef void sched_close(runtime_t* rt) noexcept nogil
 cdef dict sched_stats(runtime_t* rt)
+cdef void m_begin(m_t* mp) noexcept nogil
+cdef void m_end(m_t* mp) noexcept nogil
 
 
 cdef inline bint safepoint(runtime_t* rt, m_t* mp) noexcept nogil:

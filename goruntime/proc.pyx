@@ -5,7 +5,27 @@ from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_con
     load32, store32, load64, store64, cas64)
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
     SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
+from libc.stdlib cimport free
+from goruntime.sys cimport alloc_aligned, pthread_create, pthread_join, thread_cputime
+from goruntime.lock cimport thread_lock_wait_ns
+from goruntime.mcache cimport make_MCache
 from goruntime.runtime2 cimport P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP
+from goruntime.runtime2 import PStatus
+
+cdef extern from "<sys/resource.h>" nogil:
+    cdef struct timeval:
+        long tv_sec
+        long tv_usec
+    cdef struct rusage:
+        timeval ru_utime
+        timeval ru_stime
+        long ru_nvcsw
+        long ru_nivcsw
+    int getrusage(int who, rusage* usage)
+    int RUSAGE_THREAD
+
+cdef extern from "<unistd.h>" nogil:
+    long gettid()
 
 
 cdef inline uint64_t _status(uint64_t token, int state) noexcept nogil:
@@ -198,6 +218,27 @@ cdef void sched_close(runtime_t* rt) noexcept nogil:
     unlock(&rt.sched.lock)
 
 
+cdef void m_begin(m_t* mp) noexcept nogil:
+    """Starts an M's figures: called on its own thread before its first allocation."""
+    mp.tid = gettid()
+    mp.start_ns = nanotime()
+    mp.cpu_ns = thread_cputime()
+    mp.lock_wait_ns = thread_lock_wait_ns()
+
+
+cdef void m_end(m_t* mp) noexcept nogil:
+    """Closes an M's figures on its own thread (the kernel's view of psutil's per-thread times)."""
+    cdef rusage ru
+    mp.end_ns = nanotime()
+    mp.cpu_ns = thread_cputime() - mp.cpu_ns
+    mp.lock_wait_ns = thread_lock_wait_ns() - mp.lock_wait_ns
+    if getrusage(RUSAGE_THREAD, &ru) == 0:
+        mp.nvcsw = ru.ru_nvcsw
+        mp.nivcsw = ru.ru_nivcsw
+        mp.utime_ns = <uint64_t>ru.ru_utime.tv_sec * 1000000000 + <uint64_t>ru.ru_utime.tv_usec * 1000
+        mp.stime_ns = <uint64_t>ru.ru_stime.tv_sec * 1000000000 + <uint64_t>ru.ru_stime.tv_usec * 1000
+
+
 cdef dict sched_stats(runtime_t* rt):
     stats = mutex_stats(&rt.sched.lock)
     stats.update(p_acquires=rt.sched.p_acquires, p_waits=rt.sched.p_waits,
@@ -205,10 +246,6 @@ cdef dict sched_stats(runtime_t* rt):
     return stats
 
 
-from libc.stdlib cimport free
-from goruntime.sys cimport alloc_aligned, pthread_create, pthread_join
-from goruntime.mcache cimport make_MCache
-from goruntime.runtime2 import PStatus
 
 
 cdef class P:
@@ -271,5 +308,7 @@ cdef class M:
             "id": m.id, "allocs": m.allocs, "frees": m.frees, "bytes": m.bytes,
             "elapsed_ns": m.end_ns - m.start_ns if m.end_ns else 0,
             "cpu_ns": m.cpu_ns, "p_waits": m.p_waits, "p_wait_ns": m.p_wait_ns,
-            "handoffs": m.handoffs, "gcs": m.gcs,
+            "handoffs": m.handoffs, "gcs": m.gcs, "lock_wait_ns": m.lock_wait_ns,
+            "tid": m.tid, "voluntary_ctx_switches": m.nvcsw, "involuntary_ctx_switches": m.nivcsw,
+            "utime_ns": m.utime_ns, "stime_ns": m.stime_ns,
         }

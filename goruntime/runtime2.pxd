@@ -54,6 +54,12 @@ cdef struct m:
     uint64_t start_ns
     uint64_t end_ns
     uint64_t cpu_ns
+    uint64_t lock_wait_ns       # time blocked on runtime locks (contended acquisitions)
+    uint64_t tid                # the kernel's thread id
+    uint64_t nvcsw              # voluntary / involuntary context switches of the thread
+    uint64_t nivcsw
+    uint64_t utime_ns
+    uint64_t stime_ns
     uint64_t slice_start        # when this M last took its P (preemption)
     uint32_t tick
     int error

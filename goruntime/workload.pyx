@@ -9,10 +9,10 @@ import time
 from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc as c_malloc, free as c_free
 from libc.string cimport memcpy, memcmp
-from goruntime.sys cimport (nanotime, thread_cputime, load32, store32, xadd32, cpu_relax)
+from goruntime.sys cimport nanotime, load32, store32, xadd32
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
 from goruntime.runtime2 cimport m_t, p_t, runtime_t
-from goruntime.proc cimport acquirep, releasep, safepoint, M
+from goruntime.proc cimport acquirep, releasep, safepoint, m_begin, m_end, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
 from goruntime.runtime cimport Runtime
@@ -145,7 +145,7 @@ cdef void* churn_main(void* arg) noexcept nogil:
     cdef mwork_t* w = <mwork_t*>mp.work
     cdef churn_t* cfg = w.cfg
     cdef runtime_t* rt = cfg.rt
-    cdef uint64_t seq = 0, deadline, cpu0, tag
+    cdef uint64_t seq = 0, deadline, tag
     cdef size_t nlive = 0, slot, size
     cdef uintptr_t x
     cdef bint noscan, gc, clean = True
@@ -155,11 +155,10 @@ cdef void* churn_main(void* arg) noexcept nogil:
         sched_yield()
     if load32(&cfg.abort):
         return NULL
-    mp.start_ns = nanotime()
-    cpu0 = thread_cputime()
+    m_begin(mp)
     deadline = mp.start_ns + cfg.duration_ns
     if acquirep(rt, mp) == NULL:
-        mp.end_ns = nanotime()
+        m_end(mp)
         return NULL
     while True:
         if cfg.ops:
@@ -205,8 +204,7 @@ cdef void* churn_main(void* arg) noexcept nogil:
                 break
     if mp.p != NULL:
         releasep(rt, mp)
-    mp.end_ns = nanotime()
-    mp.cpu_ns = thread_cputime() - cpu0
+    m_end(mp)
     return NULL
 
 
