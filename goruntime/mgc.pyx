@@ -6,7 +6,9 @@ from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_lock, pthread_m
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
     refillAllocCache)
-from goruntime.mheap cimport mheap_t, mheap_freeSpanLocked
+from goruntime.mheap cimport mheap_t, heapregion_t, mheap_freeSpanLocked, spanOf
+from goruntime.mspan cimport SPAN_INUSE, span_count_alloc
+from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, PAGE_SIZE
 from goruntime.mcentral cimport mcentral_t
 from goruntime.mcache cimport mcache_releaseAll
 from goruntime.proc cimport stopTheWorld, startTheWorld
@@ -171,3 +173,142 @@ cdef bint gcTryStart(runtime_t* rt, p_t* mine) noexcept nogil:
     gcStart(rt, mine)
     pthread_mutex_unlock(&rt.sched.gc_sema)
     return True
+
+
+cdef inline bint _bit(uint64_t* bits, uint32_t i) noexcept nogil:
+    return (bits[i >> 6] >> (i & 63)) & 1
+
+
+cdef str _span_problem(mheap_t* h, mspan_t* s, bint cached):
+    """The first broken invariant of one small span, or None."""
+    cdef uint32_t i, j, window
+    cdef uint64_t cache
+    name = f"span {s.startAddr:#x} (spanclass {s.spanclass})"
+    if s.state != SPAN_INUSE:
+        return f"{name} is listed but not in use"
+    if span_count_alloc(s) != s.allocCount:
+        return f"{name}: allocCount {s.allocCount} but {span_count_alloc(s)} slots are allocated"
+    if s.freeindex == 0:
+        if sum(popcount64(s.allocBits[w]) for w in range(s.nwords)) != s.allocCount:
+            return f"{name}: allocCount {s.allocCount} differs from popcount(allocBits)"
+    if s.freeindex < s.nelems and (s.freeindex & 63) != 0 or s.freeindex == 0:
+        window = 64 - (s.freeindex & 63)
+        cache = s.allocCache
+        for j in range(window):
+            i = s.freeindex + j
+            if i >= s.nelems:
+                break
+            if ((cache >> j) & 1) == _bit(s.allocBits, i):
+                return f"{name}: allocCache disagrees with allocBits at slot {i} (freeindex {s.freeindex})"
+    for i in range(s.nelems):
+        if _bit(s.freedBits, i) and not (i < s.freeindex or _bit(s.allocBits, i)):
+            return f"{name}: slot {i} is freed but was never allocated"
+    if cached and s.sweepgen != h.sweepgen + 3:
+        return f"{name} is cached but its sweepgen is {s.sweepgen}, not {h.sweepgen + 3}"
+    if not cached and s.sweepgen != h.sweepgen:
+        return f"{name} is not cached but its sweepgen is {s.sweepgen}, not {h.sweepgen}"
+    return None
+
+
+cdef list verify_heap(runtime_t* rt):
+    """Checks the heap's invariants; the world is stopped. Returns the problems found.
+
+    Every in-use span is in exactly one place (an mcache, an mcentral list or
+    the large list) and owns exactly the pages that point at it; a page is free
+    exactly when no span owns it; each span's counts and bitmaps agree."""
+    cdef mheap_t* h = rt.heap
+    cdef mspan_t* s
+    cdef mcentral_t* c
+    cdef heapregion_t* r
+    cdef mspanlist_t* lst
+    cdef int i, spc
+    cdef uint32_t k
+    cdef size_t pg
+    problems = []
+    places = {}
+    listed = {}
+
+    def place(uintptr_t addr, where):
+        if addr in places:
+            problems.append(f"span {addr:#x} is in two places: {places[addr]} and {where}")
+        places[addr] = where
+
+    for i in range(rt.gomaxprocs):
+        for spc in range(MAX_SPAN_CLASSES):
+            s = rt.allp[i].mcache.alloc[spc]
+            if s == &h.emptyspan:
+                continue
+            place(s.startAddr, f"P{i}'s mcache")
+            if s.spanclass != spc:
+                problems.append(f"span {s.startAddr:#x} of spanclass {s.spanclass} cached as {spc}")
+            p = _span_problem(h, s, True)
+            if p:
+                problems.append(p)
+    for spc in range(2, rt.sc.num_classes * 2):
+        c = rt.central[spc]
+        for which in ("nonempty", "empty"):
+            lst = &c.nonempty if which == "nonempty" else &c.empty
+            s = lst.first
+            n = 0
+            while s != NULL:
+                n += 1
+                cached = places.get(s.startAddr, "").endswith("mcache")
+                if cached and which == "empty":
+                    # Go 1.13: a cached span also stays on its mcentral's empty list.
+                    listed[s.startAddr] = listed.get(s.startAddr, 0) + 1
+                elif cached:
+                    problems.append(f"cached span {s.startAddr:#x} is on mcentral[{spc}].nonempty")
+                else:
+                    place(s.startAddr, f"mcentral[{spc}].{which}")
+                    p = _span_problem(h, s, False)
+                    if p:
+                        problems.append(p)
+                if s.spanclass != spc:
+                    problems.append(f"span {s.startAddr:#x} of spanclass {s.spanclass} on mcentral[{spc}]")
+                if s.list != lst:
+                    problems.append(f"span {s.startAddr:#x} on mcentral[{spc}].{which} points at another list")
+                if which == "nonempty" and s.allocCount >= s.nelems:
+                    problems.append(f"full span {s.startAddr:#x} on mcentral[{spc}].nonempty")
+                s = s.next
+            if n != lst.count:
+                problems.append(f"mcentral[{spc}].{which} holds {n} spans but counts {lst.count}")
+    for addr, where in places.items():
+        if where.endswith("mcache") and listed.get(addr) != 1:
+            problems.append(f"cached span {addr:#x} is on {listed.get(addr, 0)} mcentral empty lists, not 1")
+    s = h.large.first
+    while s != NULL:
+        place(s.startAddr, "mheap.large")
+        if s.spanclass >> 1 != 0 or s.nelems != 1 or s.allocCount != 1 or s.freeindex != 1:
+            problems.append(f"large span {s.startAddr:#x} is malformed")
+        s = s.next
+    # Pages against spans.
+    owners = {}
+    inuse_pages = 0
+    for k in range(h.nregions):
+        r = &h.regions[k]
+        for pg in range(r.npages):
+            s = r.spans[pg]
+            free = (r.free_bits[pg >> 6] >> (pg & 63)) & 1
+            if s == NULL:
+                if not free:
+                    problems.append(f"page {r.base + pg * PAGE_SIZE:#x} is neither free nor in a span")
+                continue
+            inuse_pages += 1
+            if free:
+                problems.append(f"page {r.base + pg * PAGE_SIZE:#x} is free and in span {s.startAddr:#x}")
+            addr = r.base + pg * PAGE_SIZE
+            if not s.startAddr <= addr < s.startAddr + s.npages * PAGE_SIZE:
+                problems.append(f"page {addr:#x} points at span {s.startAddr:#x} that does not hold it")
+            owners[s.startAddr] = owners.get(s.startAddr, 0) + 1
+    for addr, where in places.items():
+        s = spanOf(h, addr)
+        if s == NULL or s.startAddr != addr:
+            problems.append(f"span {addr:#x} ({where}) is not in the page table")
+        elif owners.get(addr) != s.npages:
+            problems.append(f"span {addr:#x} owns {owners.get(addr, 0)} pages of {s.npages}")
+    for addr in owners:
+        if addr not in places:
+            problems.append(f"span {addr:#x} holds pages but is in no list, mcache or large list")
+    if inuse_pages != h.pages_inuse:
+        problems.append(f"{inuse_pages} pages are in spans but the heap counts {h.pages_inuse}")
+    return problems

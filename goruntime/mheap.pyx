@@ -361,6 +361,16 @@ cdef class MHeap:
         if err:
             raise MemoryError(f"cannot reserve {nbytes} bytes for the heap")
 
+    def fail_reservations(self, n):
+        """Fault injection: the next n arena reservations fail as if mmap had."""
+        self._check()
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**32:
+            raise ValueError(f"n must be an int in 0..2**32-1, not {n!r}")
+        with nogil:
+            lock(&self.h.lock, SITE_OTHER)
+        self.h.fail_reserves = n
+        unlock(&self.h.lock)
+
     def span_of(self, addr):
         """Facts about the in-use span holding addr, or None."""
         self._check()

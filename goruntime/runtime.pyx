@@ -17,7 +17,7 @@ from goruntime.runtime2 cimport MCACHE_LOCKFREE, MIN_HEAP_GOAL
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_stats, stopTheWorld, startTheWorld,
     make_P)
-from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal
+from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport read_memstats
 from goruntime.lock cimport mutex_stats
@@ -365,6 +365,25 @@ cdef class Runtime:
             with nogil:
                 startTheWorld(self.rt, NULL)
                 pthread_mutex_unlock(&self.rt.sched.gc_sema)
+
+    def verify(self):
+        """Stops the world and checks every heap invariant (see mgc.verify_heap).
+
+        Returns the number of in-use spans checked; raises GoRuntimeError naming
+        the first broken invariant."""
+        self._check_open()
+        with nogil:
+            pthread_mutex_lock(&self.rt.sched.gc_sema)
+            stopTheWorld(self.rt, NULL)
+        try:
+            problems = verify_heap(self.rt)
+        finally:
+            with nogil:
+                startTheWorld(self.rt, NULL)
+                pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        if problems:
+            raise GoRuntimeError(f"heap invariant broken: {problems[0]}"
+                                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
     def lockstats(self):
         """Counters of every runtime lock: mheap, scheduler, each mcentral, and all mcentrals summed."""
