@@ -11,7 +11,7 @@ import sys
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 
-MODULES = ["sys", "lock", "sizeclasses", "mspan", "mheap", "mcentral", "mcache", "runtime2",
+MODULES = ["sys", "lock", "sizeclasses", "mspan", "mspanset", "mheap", "mcentral", "mcache", "runtime2",
            "proc", "malloc", "mgc", "mstats", "runtime", "workload", "benchkernels"]
 PYX = [m for m in MODULES if os.path.exists(f"goruntime/{m}.pyx")]
 CFLAGS = os.environ.get("GORUNTIME_CFLAGS", "-O3").split()

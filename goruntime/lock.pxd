@@ -21,8 +21,9 @@ cpdef enum LockSite:
     SITE_RELEASEP = 7       # releasep / handoff
     SITE_STW = 8            # stopTheWorld / startTheWorld
     SITE_MCACHE = 9         # the per-P mcache lock of the "locked" comparison mode
-    SITE_OTHER = 10
-    NUM_SITES = 11
+    SITE_PCACHE = 10        # per-P page cache refill -> mheap (Go 1.14)
+    SITE_OTHER = 11
+    NUM_SITES = 12
 
 cdef enum:
     WAIT_HIST_BUCKETS = 40      # log2(ns) buckets: 1 ns .. ~9 minutes

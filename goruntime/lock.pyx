@@ -63,6 +63,7 @@ SITE_NAMES = {
     SITE_RELEASEP: "runtime.releasep",
     SITE_STW: "runtime.stopTheWorld",
     SITE_MCACHE: "runtime.(*mcache).lock",
+    SITE_PCACHE: "runtime.(*pageAlloc).allocToCache",
     SITE_OTHER: "runtime.lock",
 }
 

@@ -33,21 +33,11 @@ cdef inline void tiny_mark_start(mspan_t* s, uintptr_t x) noexcept nogil:
     store_relaxed16(w, load_relaxed16(w) | <uint16_t>(1 << (x & 15)))
 
 
-cdef inline uintptr_t mallocgc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
-    """An object of `size` bytes for the M holding pp; 0 if the heap cannot grow.
-
-    Sets *gc when this allocation took the heap to its goal: the caller starts
-    a collection, as Go's mallocgc does after a refill or a large allocation.
-    """
-    cdef mcache_t* c = &pp.mcache
+cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bint noscan, bint* refilled) noexcept nogil:
+    """The mcache path of mallocgc for 0 < size <= 32 KiB; 0 if out of memory."""
     cdef uintptr_t x, off
     cdef mspan_t* s
     cdef int sizeclass, spc
-    cdef bint refilled = False
-    if size == 0:
-        return <uintptr_t>&rt.zerobase
-    if size > MAX_SMALL_SIZE or rt.mcache_mode != MCACHE_LOCKFREE:
-        return mallocgc_slow(rt, pp, size, noscan, gc)
     if noscan and size < TINY_SIZE:
         off = c.tinyoffset
         if (size & 7) == 0:
@@ -65,7 +55,7 @@ cdef inline uintptr_t mallocgc(runtime_t* rt, p_t* pp, size_t size, bint noscan,
         s = c.alloc[TINY_SPAN_CLASS]
         x = nextFreeFast(s)
         if x == 0:
-            x = mcache_nextFree(c, TINY_SPAN_CLASS, &refilled)
+            x = mcache_nextFree(c, TINY_SPAN_CLASS, refilled)
             if x == 0:
                 return 0
             s = c.alloc[TINY_SPAN_CLASS]
@@ -76,19 +66,35 @@ cdef inline uintptr_t mallocgc(runtime_t* rt, p_t* pp, size_t size, bint noscan,
             c.tiny = x
             c.tinyoffset = size
             c.tinyspan = s
-    else:
-        sizeclass = size_to_class(rt.sc, size)
-        spc = (sizeclass << 1) | noscan
-        s = c.alloc[spc]
-        x = nextFreeFast(s)
+        return x
+    sizeclass = size_to_class(rt.sc, size)
+    spc = (sizeclass << 1) | noscan
+    s = c.alloc[spc]
+    x = nextFreeFast(s)
+    if x == 0:
+        x = mcache_nextFree(c, spc, refilled)
         if x == 0:
-            x = mcache_nextFree(c, spc, &refilled)
-            if x == 0:
-                return 0
-            s = c.alloc[spc]
-        if s.needzero:
-            memset(<void*>x, 0, s.elemsize)
-        c.nmalloc[sizeclass] += 1
+            return 0
+        s = c.alloc[spc]
+    if s.needzero:
+        memset(<void*>x, 0, s.elemsize)
+    c.nmalloc[sizeclass] += 1
+    return x
+
+
+cdef inline uintptr_t mallocgc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
+    """An object of `size` bytes for the M holding pp; 0 if the heap cannot grow.
+
+    Sets *gc when this allocation took the heap to its goal: the caller starts
+    a collection, as Go's mallocgc does after a refill or a large allocation.
+    """
+    cdef uintptr_t x
+    cdef bint refilled = False
+    if size == 0:
+        return <uintptr_t>&rt.zerobase
+    if size > MAX_SMALL_SIZE or rt.mcache_mode != MCACHE_LOCKFREE:
+        return mallocgc_slow(rt, pp, size, noscan, gc)
+    x = mallocgc_small(rt, &pp.mcache, size, noscan, &refilled)
     if refilled and gc_trigger(rt):
         gc[0] = True
     return x

@@ -2,7 +2,9 @@
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from libc.string cimport memset
 from goruntime.sys cimport xadd64, or64, or16, load_relaxed16
-from goruntime.lock cimport lock, unlock, SITE_LARGE
+from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE
+from goruntime.mcentral cimport mcentral_allocObject
+from goruntime.runtime2 cimport MCACHE_NONE
 from goruntime.mheap cimport mheap_alloc, spanOf
 from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed
 from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE
@@ -13,7 +15,7 @@ cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bi
     cdef mspan_t* s
     if size & (PAGE_SIZE - 1):
         npages += 1
-    s = mheap_alloc(rt.heap, npages, <int>noscan, SITE_LARGE)
+    s = mheap_alloc(rt.heap, npages, <int>noscan, SITE_LARGE, NULL)
     if s == NULL:
         return 0
     s.limit = s.startAddr + size
@@ -29,13 +31,43 @@ cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bi
     return s.startAddr
 
 
+cdef uintptr_t _central_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
+    """The "none" mcache mode: every small object comes from its mcentral (no
+    per-P span cache, so no tiny blocks either)."""
+    cdef int sizeclass = size_to_class(rt.sc, size)
+    cdef mspan_t* s
+    cdef bint grew = False
+    cdef uintptr_t x = mcentral_allocObject(rt.central[(sizeclass << 1) | noscan], &pp.pcache, &s, &grew)
+    if x == 0:
+        return 0
+    if s.needzero:
+        memset(<void*>x, 0, s.elemsize)
+    pp.mcache.nmalloc[sizeclass] += 1
+    xadd64(&rt.heap.heap_live, <int64_t>s.elemsize)
+    if grew:
+        pp.mcache.refills += 1
+        if gc_trigger(rt):
+            gc[0] = True
+    return x
+
+
 cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
+    cdef uintptr_t x
+    cdef bint refilled = False
     if size > MAX_SMALL_SIZE:
         # Refuse what no arena reservation could hold before rounding overflows.
         if size > (<size_t>1 << 46):
             return 0
         return _large_alloc(rt, pp, size, noscan, gc)
-    return 0
+    if rt.mcache_mode == MCACHE_NONE:
+        return _central_alloc(rt, pp, size, noscan, gc)
+    # MCACHE_LOCKED: the same mcache path, behind the mcache's own mutex.
+    lock(&pp.mcache.lock, SITE_MCACHE)
+    x = mallocgc_small(rt, &pp.mcache, size, noscan, &refilled)
+    unlock(&pp.mcache.lock)
+    if refilled and gc_trigger(rt):
+        gc[0] = True
+    return x
 
 
 cdef inline int _locate(runtime_t* rt, uintptr_t addr, mspan_t** sp, uint32_t* idx, uintptr_t* rem) noexcept nogil:

@@ -1,9 +1,11 @@
 # mcache: a P's private cache of one span per span class, plus the tiny block.
 # Only the P that owns it touches it, so nothing here takes a lock or executes
-# an atomic read-modify-write; every counter is a plain P-owned field.
+# an atomic read-modify-write; every counter is a plain P-owned field. (The
+# "locked" comparison mode puts each mcache behind its own mutex, as if shared.)
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.mspan cimport mspan_t
-from goruntime.mheap cimport mheap_t
+from goruntime.lock cimport mutex_t
+from goruntime.mheap cimport mheap_t, pagecache_t
 from goruntime.mcentral cimport mcentral_t
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SIZE_CLASSES
 
@@ -14,6 +16,8 @@ ctypedef struct mcache_t:
     mspan_t* tinyspan           # the span holding the tiny block
     mcentral_t** central
     mheap_t* heap
+    pagecache_t* pcache         # the owning P's page cache
+    mutex_t lock                # only in the "locked" comparison mode
     uint64_t tinyallocs         # tiny objects packed into an existing block
     uint64_t nmalloc[MAX_SIZE_CLASSES]  # small objects (and tiny blocks) by size class
     uint64_t refills
@@ -21,7 +25,7 @@ ctypedef struct mcache_t:
     uint64_t large_bytes
     uint32_t flushGen
 
-cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap) noexcept nogil
+cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil
 cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil
 cdef uintptr_t mcache_nextFree(mcache_t* c, int spc, bint* shouldhelpgc) noexcept nogil
 cdef void mcache_releaseAll(mcache_t* c) noexcept nogil

@@ -2,15 +2,18 @@
 from libc.string cimport memset
 from libc.stdint cimport int64_t
 from goruntime.sys cimport xadd64
-from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan
+from goruntime.lock cimport mutex_init, mutex_stats
+from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan, MCENTRAL_SPANSET
 from goruntime.mspan cimport nextFreeIndex, span_info
 
 
-cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap) noexcept nogil:
+cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil:
     cdef int i
     memset(c, 0, sizeof(mcache_t))
+    mutex_init(&c.lock)
     c.central = central
     c.heap = heap
+    c.pcache = pcache
     c.flushGen = heap.sweepgen
     for i in range(MAX_SPAN_CLASSES):
         c.alloc[i] = &heap.emptyspan
@@ -19,13 +22,16 @@ cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap) noexcept
 cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil:
     """Replaces the full span of class spc with one from its mcentral.
 
-    As in Go 1.13, the full span is not handed back: it stays on the
-    mcentral's empty list until the sweeper finds free objects in it.
+    In Go 1.13 (the mutex mcentral) the full span is not handed back: it stays
+    on the mcentral's empty list until the sweeper finds free objects in it.
+    Go 1.15's spanset mcentral takes it back into its full set.
     """
     cdef mspan_t* s = c.alloc[spc]
     if s != &c.heap.emptyspan:
         s.sweepgen = c.heap.sweepgen        # no longer cached
-    s = mcentral_cacheSpan(c.central[spc])
+        if c.central[spc].mode == MCENTRAL_SPANSET:
+            mcentral_uncacheSpan(c.central[spc], s)
+    s = mcentral_cacheSpan(c.central[spc], c.pcache)
     if s == NULL:
         c.alloc[spc] = &c.heap.emptyspan
         return -1
@@ -93,6 +99,10 @@ cdef class MCache:
     @property
     def refills(self):
         return self.c.refills
+
+    def lockstats(self):
+        """The mcache's own mutex (used only in the "locked" comparison mode)."""
+        return mutex_stats(&self.c.lock)
 
 
 cdef MCache make_MCache(object owner, mcache_t* c):

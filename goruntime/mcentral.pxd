@@ -1,27 +1,56 @@
-# mcentral: the shared free lists of one span class (Go 1.12-1.14 design). A
-# real mutex guards two lists: nonempty (spans with a free object) and empty
-# (spans with no free object, or cached in an mcache). The mcentral lock is
-# never held while the mheap lock is taken: grow() runs unlocked.
-from libc.stdint cimport uint64_t
+# mcentral: the shared free lists of one span class. Two designs, chosen per
+# Runtime:
+#   "mutex" (Go 1.12-1.14, the default): a real mutex guards two lists,
+#     nonempty (spans with a free object) and empty (spans with no free object,
+#     or cached in an mcache). The lock is never held while the mheap lock is
+#     taken: grow() runs unlocked.
+#   "spanset" (Go 1.15+): lock-free span sets, partial and full, each split in
+#     swept and unswept halves that swap roles every GC (sweepgen / 2 % 2).
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
-from goruntime.mheap cimport mheap_t
+from goruntime.mspanset cimport spanset_t
+from goruntime.mheap cimport mheap_t, pagecache_t
+
+cpdef enum MCentralMode:
+    MCENTRAL_MUTEX = 0
+    MCENTRAL_SPANSET = 1
 
 ctypedef struct mcentral_t:
     mutex_t lock
     int spanclass
+    int mode
     mspanlist_t nonempty
     mspanlist_t empty
+    spanset_t partial[2]
+    spanset_t full[2]
     mheap_t* heap
-    uint64_t ngrow              # spans taken from the mheap (under the lock)
-    uint64_t ncache             # cacheSpan calls that found a span (under the lock)
+    uint64_t ngrow              # spans taken from the mheap
+    uint64_t ncache             # spans handed to mcaches
 
-cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap) noexcept nogil
-cdef mspan_t* mcentral_cacheSpan(mcentral_t* c) noexcept nogil
+cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap, int mode) noexcept nogil
+cdef void mcentral_destroy(mcentral_t* c) noexcept nogil
+cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil
 cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil
-cdef mspan_t* mcentral_grow(mcentral_t* c) noexcept nogil
+cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp, bint* grew) noexcept nogil
+
+
+cdef inline spanset_t* partialSwept(mcentral_t* c, uint32_t sg) noexcept nogil:
+    return &c.partial[(sg // 2) % 2]
+
+
+cdef inline spanset_t* partialUnswept(mcentral_t* c, uint32_t sg) noexcept nogil:
+    return &c.partial[1 - (sg // 2) % 2]
+
+
+cdef inline spanset_t* fullSwept(mcentral_t* c, uint32_t sg) noexcept nogil:
+    return &c.full[(sg // 2) % 2]
+
+
+cdef inline spanset_t* fullUnswept(mcentral_t* c, uint32_t sg) noexcept nogil:
+    return &c.full[1 - (sg // 2) % 2]
 
 
 cdef class MCentral:
     cdef mcentral_t* c
-    cdef object owner           # keeps the C array alive
+    cdef object owner           # keeps the C memory alive

@@ -1,43 +1,75 @@
 # cython: language_level=3
+from libc.stdint cimport int64_t
 from libc.string cimport memset
-from goruntime.lock cimport (mutex_init, lock, unlock, mutex_stats,
+from goruntime.sys cimport xadd64
+from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,
     SITE_CACHESPAN, SITE_UNCACHESPAN, SITE_GROW)
 from goruntime.mheap cimport mheap_alloc
-from goruntime.mspan cimport list_insert, list_insertBack, list_remove, refillAllocCache
+from goruntime.mspan cimport (list_insert, list_insertBack, list_remove, refillAllocCache,
+    nextFreeIndex)
+from goruntime.mspanset cimport spanset_init, spanset_destroy, spanset_push, spanset_pop
 
 
-cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap) noexcept nogil:
+cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap, int mode) noexcept nogil:
+    cdef int i
     memset(c, 0, sizeof(mcentral_t))
     mutex_init(&c.lock)
     c.spanclass = spanclass
+    c.mode = mode
     c.heap = heap
+    for i in range(2):
+        spanset_init(&c.partial[i])
+        spanset_init(&c.full[i])
 
 
-cdef mspan_t* mcentral_cacheSpan(mcentral_t* c) noexcept nogil:
+cdef void mcentral_destroy(mcentral_t* c) noexcept nogil:
+    cdef int i
+    for i in range(2):
+        spanset_destroy(&c.partial[i])
+        spanset_destroy(&c.full[i])
+    mutex_destroy(&c.lock)
+
+
+cdef mspan_t* _grow(mcentral_t* c, pagecache_t* pc) noexcept nogil:
+    cdef int sizeclass = c.spanclass >> 1
+    cdef mspan_t* s = mheap_alloc(c.heap, c.heap.sc.class_to_allocnpages[sizeclass], c.spanclass,
+                                  SITE_GROW, pc)
+    if s != NULL:
+        xadd64(&c.ngrow, 1)
+    return s
+
+
+cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
     """A span with at least one free object, for an mcache; NULL if out of memory.
 
-    The model sweeps every span while the world is stopped, so unlike Go 1.13
-    there is never an unswept span to sweep here: the first span on nonempty
-    has a free object, and empty holds only full or cached spans.
+    The model sweeps every span while the world is stopped, so unlike Go there
+    is never an unswept span to sweep here: in the mutex design the first span
+    on nonempty has a free object and empty holds only full or cached spans;
+    in the spanset design only the swept sets hold spans between collections.
     """
     cdef mspan_t* s
-    lock(&c.lock, SITE_CACHESPAN)
-    s = c.nonempty.first
-    if s != NULL:
-        list_remove(&c.nonempty, s)
-        list_insertBack(&c.empty, s)
-        c.ncache += 1
-        unlock(&c.lock)
-    else:
-        unlock(&c.lock)
-        s = mcentral_grow(c)
+    if c.mode == MCENTRAL_SPANSET:
+        s = spanset_pop(partialSwept(c, c.heap.sweepgen))
         if s == NULL:
-            return NULL
-        lock(&c.lock, SITE_GROW)
-        list_insertBack(&c.empty, s)
-        c.ngrow += 1
-        c.ncache += 1
-        unlock(&c.lock)
+            s = _grow(c, pc)
+            if s == NULL:
+                return NULL
+    else:
+        lock(&c.lock, SITE_CACHESPAN)
+        s = c.nonempty.first
+        if s != NULL:
+            list_remove(&c.nonempty, s)
+            list_insertBack(&c.empty, s)
+            unlock(&c.lock)
+        else:
+            unlock(&c.lock)
+            s = _grow(c, pc)
+            if s == NULL:
+                return NULL
+            lock(&c.lock, SITE_GROW)
+            list_insertBack(&c.empty, s)
+            unlock(&c.lock)
+    xadd64(&c.ncache, 1)
     # Go's havespan: the cache window starts at freeindex.
     refillAllocCache(s, s.freeindex >> 6)
     s.allocCache >>= s.freeindex & 63
@@ -45,17 +77,60 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c) noexcept nogil:
 
 
 cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil:
-    """Returns a span from an mcache; it moves to nonempty if it has room."""
-    if s.allocCount < s.nelems:
+    """Takes a span back from an mcache (releaseAll, or a Go 1.15 refill)."""
+    if c.mode == MCENTRAL_SPANSET:
+        if s.allocCount < s.nelems:
+            spanset_push(partialSwept(c, c.heap.sweepgen), s)
+        else:
+            spanset_push(fullSwept(c, c.heap.sweepgen), s)
+    elif s.allocCount < s.nelems:
         lock(&c.lock, SITE_UNCACHESPAN)
         list_remove(&c.empty, s)
         list_insert(&c.nonempty, s)
         unlock(&c.lock)
 
 
-cdef mspan_t* mcentral_grow(mcentral_t* c) noexcept nogil:
-    cdef int sizeclass = c.spanclass >> 1
-    return mheap_alloc(c.heap, c.heap.sc.class_to_allocnpages[sizeclass], c.spanclass, SITE_GROW)
+cdef inline uintptr_t _take(mspan_t* s) noexcept nogil:
+    cdef uint32_t idx = nextFreeIndex(s)
+    s.allocCount += 1
+    return s.startAddr + <uintptr_t>idx * s.elemsize
+
+
+cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp, bint* grew) noexcept nogil:
+    """One object straight from the mcentral, for the "none" mcache mode (no
+    per-P cache); 0 if out of memory. *sp is its span."""
+    cdef mspan_t* s
+    cdef uintptr_t x
+    if c.mode == MCENTRAL_SPANSET:
+        s = spanset_pop(partialSwept(c, c.heap.sweepgen))
+        if s == NULL:
+            s = _grow(c, pc)
+            if s == NULL:
+                return 0
+            grew[0] = True
+        x = _take(s)
+        if s.allocCount < s.nelems:
+            spanset_push(partialSwept(c, c.heap.sweepgen), s)
+        else:
+            spanset_push(fullSwept(c, c.heap.sweepgen), s)
+    else:
+        lock(&c.lock, SITE_CACHESPAN)
+        s = c.nonempty.first
+        if s == NULL:
+            unlock(&c.lock)
+            s = _grow(c, pc)
+            if s == NULL:
+                return 0
+            grew[0] = True
+            lock(&c.lock, SITE_GROW)
+            list_insert(&c.nonempty, s)
+        x = _take(s)
+        if s.allocCount == s.nelems:
+            list_remove(&c.nonempty, s)
+            list_insertBack(&c.empty, s)
+        unlock(&c.lock)
+    sp[0] = s
+    return x
 
 
 cdef class MCentral:

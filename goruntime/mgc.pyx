@@ -6,10 +6,12 @@ from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_lock, pthread_m
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
     refillAllocCache)
-from goruntime.mheap cimport mheap_t, heapregion_t, mheap_freeSpanLocked, spanOf
+from goruntime.mheap cimport mheap_t, heapregion_t, pagecache_t, mheap_freeSpanLocked, spanOf
 from goruntime.mspan cimport SPAN_INUSE, span_count_alloc
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, PAGE_SIZE
-from goruntime.mcentral cimport mcentral_t
+from goruntime.mcentral cimport (mcentral_t, MCENTRAL_SPANSET, partialSwept, partialUnswept,
+    fullSwept, fullUnswept)
+from goruntime.mspanset cimport spanset_t, spanset_pop, spanset_push, spanset_reset, spanset_len, spanset_at
 from goruntime.mcache cimport mcache_releaseAll
 from goruntime.proc cimport stopTheWorld, startTheWorld
 from goruntime.runtime2 cimport MIN_HEAP_GOAL, NUM_PAUSES
@@ -109,6 +111,44 @@ cdef uint64_t _sweep_central(runtime_t* rt, mcentral_t* c) noexcept nogil:
     return live
 
 
+cdef uint64_t _sweep_central_spanset(runtime_t* rt, mcentral_t* c) noexcept nogil:
+    """The spanset mcentral's sweep: sweepgen has just advanced, so last cycle's
+    swept sets are this cycle's unswept ones; drain them into the swept sets."""
+    cdef mheap_t* h = rt.heap
+    cdef uint32_t sg = h.sweepgen
+    cdef spanset_t* sets[2]
+    cdef mspan_t* s
+    cdef mspan_t* dead = NULL
+    cdef mspan_t* nxt
+    cdef uint64_t live = 0
+    cdef int k
+    sets[0] = partialUnswept(c, sg)
+    sets[1] = fullUnswept(c, sg)
+    for k in range(2):
+        s = spanset_pop(sets[k])
+        while s != NULL:
+            rt.nfree[c.spanclass >> 1] += _sweepspan(h, s)
+            if s.allocCount == 0:
+                s.next = dead
+                dead = s
+            else:
+                live += <uint64_t>s.allocCount * s.elemsize
+                if s.allocCount < s.nelems:
+                    spanset_push(partialSwept(c, sg), s)
+                else:
+                    spanset_push(fullSwept(c, sg), s)
+            s = spanset_pop(sets[k])
+        spanset_reset(sets[k])
+    if dead != NULL:
+        lock(&h.lock, SITE_FREESPAN)
+        while dead != NULL:
+            nxt = dead.next
+            mheap_freeSpanLocked(h, dead)
+            dead = nxt
+        unlock(&h.lock)
+    return live
+
+
 cdef uint64_t _sweep_large(runtime_t* rt) noexcept nogil:
     cdef mheap_t* h = rt.heap
     cdef mspan_t* s
@@ -145,7 +185,10 @@ cdef void _gc_stopped(runtime_t* rt) noexcept nogil:
     flushallmcaches(rt)
     rt.heap.sweepgen += 2
     for spc in range(2, rt.sc.num_classes * 2):
-        live += _sweep_central(rt, rt.central[spc])
+        if rt.central[spc].mode == MCENTRAL_SPANSET:
+            live += _sweep_central_spanset(rt, rt.central[spc])
+        else:
+            live += _sweep_central(rt, rt.central[spc])
     live += _sweep_large(rt)
     rt.heap_marked = live
     store64(&rt.heap.heap_live, live)
@@ -210,6 +253,33 @@ cdef str _span_problem(mheap_t* h, mspan_t* s, bint cached):
     return None
 
 
+def _verify_spanset(uintptr_t h_addr, uintptr_t c_addr, int spc, place, list problems):
+    cdef mheap_t* h = <mheap_t*>h_addr
+    cdef mcentral_t* c = <mcentral_t*>c_addr
+    cdef uint32_t sg = h.sweepgen
+    cdef spanset_t* st
+    cdef mspan_t* s
+    cdef uint64_t i
+    for name, st_addr, full in (("partialSwept", <uintptr_t>partialSwept(c, sg), False),
+                                ("fullSwept", <uintptr_t>fullSwept(c, sg), True),
+                                ("partialUnswept", <uintptr_t>partialUnswept(c, sg), None),
+                                ("fullUnswept", <uintptr_t>fullUnswept(c, sg), None)):
+        st = <spanset_t*><uintptr_t>st_addr
+        for i in range(spanset_len(st)):
+            s = spanset_at(st, i)
+            if full is None:
+                problems.append(f"span {s.startAddr:#x} is unswept in mcentral[{spc}].{name} outside a collection")
+                continue
+            place(s.startAddr, f"mcentral[{spc}].{name}")
+            if s.spanclass != spc:
+                problems.append(f"span {s.startAddr:#x} of spanclass {s.spanclass} in mcentral[{spc}]")
+            if full != (s.allocCount == s.nelems):
+                problems.append(f"span {s.startAddr:#x} with {s.allocCount}/{s.nelems} objects is in mcentral[{spc}].{name}")
+            p = _span_problem(h, s, False)
+            if p:
+                problems.append(p)
+
+
 cdef list verify_heap(runtime_t* rt):
     """Checks the heap's invariants; the world is stopped. Returns the problems found.
 
@@ -221,7 +291,8 @@ cdef list verify_heap(runtime_t* rt):
     cdef mcentral_t* c
     cdef heapregion_t* r
     cdef mspanlist_t* lst
-    cdef int i, spc
+    cdef pagecache_t* pc
+    cdef int i, j, spc
     cdef uint32_t k
     cdef size_t pg
     problems = []
@@ -246,6 +317,9 @@ cdef list verify_heap(runtime_t* rt):
                 problems.append(p)
     for spc in range(2, rt.sc.num_classes * 2):
         c = rt.central[spc]
+        if c.mode == MCENTRAL_SPANSET:
+            _verify_spanset(<uintptr_t>h, <uintptr_t>c, spc, place, problems)
+            continue
         for which in ("nonempty", "empty"):
             lst = &c.nonempty if which == "nonempty" else &c.empty
             s = lst.first
@@ -273,15 +347,21 @@ cdef list verify_heap(runtime_t* rt):
             if n != lst.count:
                 problems.append(f"mcentral[{spc}].{which} holds {n} spans but counts {lst.count}")
     for addr, where in places.items():
-        if where.endswith("mcache") and listed.get(addr) != 1:
-            problems.append(f"cached span {addr:#x} is on {listed.get(addr, 0)} mcentral empty lists, not 1")
+        if where.endswith("mcache") and listed.get(addr, 0) != (0 if rt.central[2].mode == MCENTRAL_SPANSET else 1):
+            problems.append(f"cached span {addr:#x} is on {listed.get(addr, 0)} mcentral empty lists")
     s = h.large.first
     while s != NULL:
         place(s.startAddr, "mheap.large")
         if s.spanclass >> 1 != 0 or s.nelems != 1 or s.allocCount != 1 or s.freeindex != 1:
             problems.append(f"large span {s.startAddr:#x} is malformed")
         s = s.next
-    # Pages against spans.
+    # Pages against spans. A P's page cache owns its free pages outright.
+    cached_pages = set()
+    for i in range(rt.gomaxprocs):
+        pc = &rt.allp[i].pcache
+        for j in range(64):
+            if (pc.cache >> j) & 1:
+                cached_pages.add(pc.base + j * PAGE_SIZE)
     owners = {}
     inuse_pages = 0
     for k in range(h.nregions):
@@ -290,9 +370,11 @@ cdef list verify_heap(runtime_t* rt):
             s = r.spans[pg]
             free = (r.free_bits[pg >> 6] >> (pg & 63)) & 1
             if s == NULL:
-                if not free:
-                    problems.append(f"page {r.base + pg * PAGE_SIZE:#x} is neither free nor in a span")
+                if not free and (r.base + pg * PAGE_SIZE) not in cached_pages:
+                    problems.append(f"page {r.base + pg * PAGE_SIZE:#x} is neither free, in a span nor in a page cache")
                 continue
+            if (r.base + pg * PAGE_SIZE) in cached_pages:
+                problems.append(f"page {r.base + pg * PAGE_SIZE:#x} is in a page cache and in span {s.startAddr:#x}")
             inuse_pages += 1
             if free:
                 problems.append(f"page {r.base + pg * PAGE_SIZE:#x} is free and in span {s.startAddr:#x}")

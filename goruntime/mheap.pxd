@@ -25,6 +25,20 @@ ctypedef struct heapregion_t:
     mspan_t** spans             # page -> span; read without the lock
     size_t search_hint          # no free page below this index
 
+cdef enum:
+    PAGE_CACHE_PAGES = 64       # Go 1.14's pageCachePages: one 64-bit bitmap
+    SPAN_CACHE_SIZE = 16        # span structures a P keeps (Go's mspancache holds 128)
+
+# Go 1.14's per-P page cache: a 64-page aligned chunk whose free pages this P
+# may hand out without the heap lock, for spans of fewer than 16 pages; plus a
+# few span structures, so that such a span needs no heap lock at all.
+ctypedef struct pagecache_t:
+    uintptr_t base              # 0: empty
+    uint64_t cache              # set: free page of the chunk, owned by this P
+    uint64_t scav               # set: that page was never used (zero)
+    mspan_t* spans[SPAN_CACHE_SIZE]
+    uint32_t nspans
+
 ctypedef struct mheap_t:
     mutex_t lock
     uint32_t nregions           # published with a release store
@@ -35,25 +49,29 @@ ctypedef struct mheap_t:
     mspan_t emptyspan           # what an empty mcache slot points at (nelems 0)
     mspanlist_t large           # in-use large-object spans
     mspan_t* spanfree           # recycled span structures, like Go's h.spanalloc
+    bint pagecache              # serve small spans from per-P page caches
     uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
-    # statistics, under the lock
+    # statistics; the ones a page-cache allocation also changes are atomic
+    uint64_t pages_inuse        # atomic
+    uint64_t nspans_inuse       # atomic
+    uint64_t bits_bytes         # atomic
+    uint64_t span_allocs        # atomic
+    uint64_t pcache_refills
+    uint64_t pcache_allocs      # atomic
     uint64_t heap_sys
-    uint64_t pages_inuse
     uint64_t pages_scav
-    uint64_t nspans_inuse
     uint64_t nspans_alloc
-    uint64_t bits_bytes
     uint64_t table_bytes
     uint64_t heap_grows
-    uint64_t span_allocs
     uint32_t order[MAX_REGIONS] # region indices in address order (under the lock)
     heapregion_t regions[MAX_REGIONS]
 
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil
 cdef void mheap_destroy(mheap_t* h) noexcept nogil
-cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site) noexcept nogil
+cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pagecache_t* pc) noexcept nogil
 cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil
 cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil
+cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil
 cdef mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil
 cdef heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil
 

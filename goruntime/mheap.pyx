@@ -1,10 +1,11 @@
 # cython: language_level=3
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
+from libc.stdint cimport int64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64, popcount64,
-    load32, loadp, storep)
-from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER
+    load32, loadp, storep, xadd64)
+from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, span_info)
 
@@ -176,18 +177,135 @@ cdef mspan_t* _new_span_struct(mheap_t* h) noexcept nogil:
     return s
 
 
-cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site) noexcept nogil:
+cdef void _init_span(mheap_t* h, mspan_t* s, uintptr_t base, size_t npages, int spanclass) noexcept nogil:
+    cdef int sizeclass = spanclass >> 1
+    s.startAddr = base
+    s.npages = npages
+    s.spanclass = spanclass
+    if sizeclass == 0:
+        s.elemsize = npages * PAGE_SIZE
+        s.nelems = 1
+    else:
+        s.elemsize = h.sc.class_to_size[sizeclass]
+        s.nelems = h.sc.class_to_nelems[sizeclass]
+    s.limit = s.startAddr + s.nelems * s.elemsize
+
+
+cdef void _publish(mheap_t* h, heapregion_t* r, mspan_t* s) noexcept nogil:
+    """Makes s findable by spanOf and counts it in use; s owns its pages."""
+    cdef size_t i, start = (s.startAddr - r.base) // PAGE_SIZE
+    s.sweepgen = h.sweepgen
+    s.state = SPAN_INUSE
+    for i in range(start, start + s.npages):
+        storep(<void**>&r.spans[i], s)
+    xadd64(&h.pages_inuse, <int64_t>s.npages)
+    xadd64(&h.nspans_inuse, 1)
+    xadd64(&h.span_allocs, 1)
+    xadd64(&h.bits_bytes, <int64_t>s.bits_size)
+
+
+cdef mspan_t* _alloc_from_pagecache(mheap_t* h, size_t npages, int spanclass, pagecache_t* pc) noexcept nogil:
+    """Go 1.14's allocSpan fast path: pages and span structure from the P's own
+    caches, with the heap lock taken only to refill an empty cache."""
+    cdef uint64_t run = ((<uint64_t>1) << npages) - 1
+    cdef uint64_t free, mask
+    cdef int i
+    cdef heapregion_t* r
+    cdef mspan_t* s
+    if pc.cache == 0 or pc.nspans == 0:
+        lock(&h.lock, SITE_PCACHE)
+        if pc.cache == 0:
+            _refill_pagecache(h, pc)
+        while pc.nspans < SPAN_CACHE_SIZE // 2:
+            s = _new_span_struct(h)
+            if s == NULL:
+                break
+            pc.spans[pc.nspans] = s
+            pc.nspans += 1
+        unlock(&h.lock)
+        if pc.cache == 0 or pc.nspans == 0:
+            return NULL
+    # First fit inside the chunk: the lowest run of npages free pages.
+    free = pc.cache
+    for i in range(PAGE_CACHE_PAGES - <int>npages + 1):
+        mask = run << i
+        if free & mask == mask:
+            break
+    else:
+        return NULL
+    pc.nspans -= 1
+    s = pc.spans[pc.nspans]
+    _init_span(h, s, pc.base + <uintptr_t>i * PAGE_SIZE, npages, spanclass)
+    if span_alloc_bits(s) != 0:
+        pc.nspans += 1
+        return NULL
+    pc.cache &= ~mask
+    s.needzero = (pc.scav & mask) != mask
+    pc.scav &= ~mask
+    r = regionOf(h, s.startAddr)
+    _publish(h, r, s)
+    xadd64(&h.pcache_allocs, 1)
+    return s
+
+
+cdef void _refill_pagecache(mheap_t* h, pagecache_t* pc) noexcept nogil:
+    """Go's allocToCache: takes every free page of the lowest 64-page chunk that
+    has one; heap lock held."""
+    cdef uint32_t k
+    cdef size_t w, words
+    cdef heapregion_t* r
+    for k in range(h.nregions):
+        r = &h.regions[h.order[k]]
+        words = r.npages // 64
+        for w in range(r.search_hint // 64, words):
+            if r.free_bits[w] != 0:
+                pc.base = r.base + w * 64 * PAGE_SIZE
+                pc.cache = r.free_bits[w]
+                pc.scav = r.scav_bits[w] & pc.cache
+                r.free_bits[w] = 0
+                r.scav_bits[w] &= ~pc.cache
+                h.pages_scav -= popcount64(pc.scav)
+                h.pcache_refills += 1
+                if r.search_hint < (w + 1) * 64:
+                    r.search_hint = (w + 1) * 64
+                return
+
+
+cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil:
+    """Gives a P's cached pages and span structures back to the heap (heap lock held)."""
+    cdef heapregion_t* r
+    cdef size_t w
+    if pc.cache:
+        r = regionOf(h, pc.base)
+        w = (pc.base - r.base) // (64 * PAGE_SIZE)
+        r.free_bits[w] |= pc.cache
+        r.scav_bits[w] |= pc.scav
+        h.pages_scav += popcount64(pc.scav)
+        if w * 64 < r.search_hint:
+            r.search_hint = w * 64
+    pc.base = pc.cache = pc.scav = 0
+    while pc.nspans:
+        pc.nspans -= 1
+        pc.spans[pc.nspans].next = h.spanfree
+        h.spanfree = pc.spans[pc.nspans]
+
+
+cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pagecache_t* pc) noexcept nogil:
     """Allocates a span of npages for spanclass (sizeclass 0: one large object).
 
-    Returns NULL when the heap cannot grow. Takes the heap lock; the caller must
-    not hold an mcentral lock.
+    Returns NULL when the heap cannot grow. pc is the calling P's page cache, or
+    NULL; spans under 16 pages come from it when the heap runs page caches.
+    Otherwise takes the heap lock; the caller must not hold an mcentral lock.
     """
     cdef heapregion_t* r = NULL
-    cdef size_t start = 0, i, scav
+    cdef size_t start = 0, scav
     cdef uint32_t k
-    cdef int sizeclass = spanclass >> 1
     cdef mspan_t* s
     cdef int attempt
+    if pc != NULL and h.pagecache and npages < PAGE_CACHE_PAGES // 4:
+        s = _alloc_from_pagecache(h, npages, spanclass, pc)
+        if s != NULL:
+            return s
     lock(&h.lock, site)
     for attempt in range(2):
         for k in range(h.nregions):
@@ -205,16 +323,7 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site) no
     if s == NULL:
         unlock(&h.lock)
         return NULL
-    s.startAddr = r.base + start * PAGE_SIZE
-    s.npages = npages
-    s.spanclass = spanclass
-    if sizeclass == 0:
-        s.elemsize = npages * PAGE_SIZE
-        s.nelems = 1
-    else:
-        s.elemsize = h.sc.class_to_size[sizeclass]
-        s.nelems = h.sc.class_to_nelems[sizeclass]
-    s.limit = s.startAddr + s.nelems * s.elemsize
+    _init_span(h, s, r.base + start * PAGE_SIZE, npages, spanclass)
     if span_alloc_bits(s) != 0:
         s.next = h.spanfree
         h.spanfree = s
@@ -227,15 +336,8 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site) no
     h.pages_scav -= scav
     # Pages never handed out are still the kernel's zero pages.
     s.needzero = scav != npages
-    s.sweepgen = h.sweepgen
-    s.state = SPAN_INUSE
-    for i in range(start, start + npages):
-        storep(<void**>&r.spans[i], s)
-    h.pages_inuse += npages
-    h.nspans_inuse += 1
-    h.span_allocs += 1
-    h.bits_bytes += s.bits_size
-    if sizeclass == 0:
+    _publish(h, r, s)
+    if spanclass >> 1 == 0:
         list_insert(&h.large, s)
     unlock(&h.lock)
     return s
@@ -252,9 +354,9 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
     _set_pages(r, start, s.npages, True)
     if start < r.search_hint:
         r.search_hint = start
-    h.pages_inuse -= s.npages
-    h.nspans_inuse -= 1
-    h.bits_bytes -= s.bits_size
+    xadd64(&h.pages_inuse, -<int64_t>s.npages)
+    xadd64(&h.nspans_inuse, -1)
+    xadd64(&h.bits_bytes, -<int64_t>s.bits_size)
     s.state = SPAN_DEAD
     span_free_bits(s)
     s.next = h.spanfree

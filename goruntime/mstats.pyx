@@ -11,6 +11,7 @@ from goruntime.sys cimport popcount64, load64
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mheap cimport mheap_t, heapregion_t
 from goruntime.mcentral cimport mcentral_t
+from goruntime.mspanset cimport spanset_t, spanset_len, spanset_at
 from goruntime.runtime2 cimport p_t, NUM_PAUSES
 from goruntime.mgc cimport flushallmcaches
 from goruntime.sizeclasses cimport PAGE_SIZE, TINY_SIZE_CLASS
@@ -25,36 +26,55 @@ cdef void _count_list(mspanlist_t* l, uint64_t* pages, uint64_t* alloc, uint64_t
         s = s.next
 
 
+cdef void _count_set(spanset_t* st, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:
+    cdef uint64_t i
+    cdef mspan_t* s
+    for i in range(spanset_len(st)):
+        s = spanset_at(st, i)
+        pages[0] += s.npages
+        alloc[0] += <uint64_t>s.allocCount * s.elemsize
+        objects[0] += s.allocCount
+
+
 cdef dict read_memstats(runtime_t* rt):
     """MemStats fields by Go's names; the caller has stopped the world."""
     cdef mheap_t* h = rt.heap
     cdef uint64_t pages = 0, alloc = 0, objects = 0, free_pages = 0, scav_pages = 0
     cdef uint64_t nmalloc = 0, tiny = 0, large = 0, large_bytes = 0, total = 0, refills = 0
     cdef uint64_t nfree = 0, grows = 0
-    cdef int spc, i, c
+    cdef int spc, i, sc
     cdef uint32_t k
     cdef size_t w
     cdef heapregion_t* r
+    cdef mcentral_t* c
     cdef p_t* pp
     with nogil:
         flushallmcaches(rt)
         for spc in range(2, rt.sc.num_classes * 2):
-            _count_list(&rt.central[spc].nonempty, &pages, &alloc, &objects)
-            _count_list(&rt.central[spc].empty, &pages, &alloc, &objects)
-            grows += rt.central[spc].ngrow
+            c = rt.central[spc]
+            _count_list(&c.nonempty, &pages, &alloc, &objects)
+            _count_list(&c.empty, &pages, &alloc, &objects)
+            for k in range(2):
+                _count_set(&c.partial[k], &pages, &alloc, &objects)
+                _count_set(&c.full[k], &pages, &alloc, &objects)
+            grows += c.ngrow
         _count_list(&h.large, &pages, &alloc, &objects)
         for k in range(h.nregions):
             r = &h.regions[k]
             for w in range((r.npages + 63) // 64):
                 free_pages += popcount64(r.free_bits[w])
                 scav_pages += popcount64(r.scav_bits[w])
+        # Pages in a P's page cache are idle: no span holds them yet.
+        for i in range(rt.gomaxprocs):
+            free_pages += popcount64(rt.allp[i].pcache.cache)
+            scav_pages += popcount64(rt.allp[i].pcache.scav)
     by_size = []
-    for c in range(1, rt.sc.num_classes):
-        mallocs_c = sum(rt.allp[i].mcache.nmalloc[c] for i in range(rt.gomaxprocs))
-        by_size.append({"Size": rt.sc.class_to_size[c], "Mallocs": mallocs_c, "Frees": rt.nfree[c]})
+    for sc in range(1, rt.sc.num_classes):
+        mallocs_c = sum(rt.allp[i].mcache.nmalloc[sc] for i in range(rt.gomaxprocs))
+        by_size.append({"Size": rt.sc.class_to_size[sc], "Mallocs": mallocs_c, "Frees": rt.nfree[sc]})
         nmalloc += mallocs_c
-        nfree += rt.nfree[c]
-        total += mallocs_c * rt.sc.class_to_size[c]
+        nfree += rt.nfree[sc]
+        total += mallocs_c * rt.sc.class_to_size[sc]
     for i in range(rt.gomaxprocs):
         pp = rt.allp[i]
         tiny += pp.mcache.tinyallocs
@@ -94,6 +114,8 @@ cdef dict read_memstats(runtime_t* rt):
         "Refills": refills,
         "MCentralGrows": grows,
         "HeapGrows": h.heap_grows,
+        "PageCacheRefills": h.pcache_refills,
+        "PageCacheAllocs": h.pcache_allocs,
         "LargeAllocs": large,
         "LargeFrees": rt.large_frees,
         "HeapLive": load64(&h.heap_live),

@@ -52,20 +52,84 @@ def lock_rows(lockstats, top=5):
             rows.append((f"  mcentral[{spc}] {s['size']}B {kind}", s))
     rows.append(("mheap", lockstats["mheap"]))
     rows.append(("sched", lockstats["sched"]))
+    # The per-P mcache locks exist only in the "locked" comparison mode.
+    if lockstats.get("mcache") and lockstats["mcache"]["acquisitions"]:
+        rows.append(("mcache (all Ps)", lockstats["mcache"]))
     return rows
 
 
-def format_lock_table(lockstats, top=5):
+def format_lock_table(lockstats, top=5, rows=None, detail=False):
+    """The lock table of `goruntime run`; `rows` gives explicit (name, stats) rows instead of
+    lock_rows(lockstats, top), `detail` adds the mean wait (per contended acquisition) and the
+    longest sampled hold."""
     head = (f"{'lock':<32} {'acquired':>10} {'contended':>10} {'rate':>7} {'wait total':>11} "
-            f"{'wait max':>10} {'hold (est)':>11} {'switches':>9} {'waiters':>7}")
+            + (f"{'wait mean':>10} " if detail else "")
+            + f"{'wait max':>10} {'hold (est)':>11} "
+            + (f"{'hold max':>10} " if detail else "")
+            + f"{'switches':>9} {'waiters':>7}")
     lines = [head, "-" * len(head)]
-    for name, s in lock_rows(lockstats, top):
+    for name, s in (lock_rows(lockstats, top) if rows is None else rows):
         lines.append(f"{name:<32} {s['acquisitions']:>10} {s['contended']:>10} "
                      f"{_rate(s['contended'], s['acquisitions']):>7} {_ns(s['wait_ns']):>11} "
-                     f"{_ns(s['max_wait_ns']):>10} {_ns(s['hold_ns_est']):>11} "
-                     f"{s['owner_switches']:>9} {s['max_waiters']:>7}")
+                     + (f"{_ns(mean_wait_ns(s)):>10} " if detail else "")
+                     + f"{_ns(s['max_wait_ns']):>10} {_ns(s['hold_ns_est']):>11} "
+                     + (f"{_ns(s['max_hold_ns_sampled']):>10} " if detail else "")
+                     + f"{s['owner_switches']:>9} {s['max_waiters']:>7}")
     lines.append("hold times are sampled (one acquisition in 64) and scaled up")
     return "\n".join(lines)
+
+
+def mean_wait_ns(stats):
+    """Mean wait of one contended acquisition (lockstat's "avg wait"); 0 if none waited."""
+    return stats["wait_ns"] / stats["contended"] if stats["contended"] else 0.0
+
+
+# -- log2 wait histograms (lock.pyx: bucket i counts waits of [2^i, 2^(i+1)) ns, bucket 0 also 0 ns)
+
+_SPARK = " ▁▂▃▄▅▆▇█"
+_SPARK_ASCII = " .:-=+*#%@"
+
+
+def hist_bucket_ns(i):
+    """(low, high) bounds in ns of log2 wait bucket i; waits are low <= w < high."""
+    return (0 if i == 0 else 1 << i), 1 << (i + 1)
+
+
+def hist_quantile_ns(hist, q):
+    """Upper bound (ns) of the bucket holding the q-quantile of the waits; 0 if none."""
+    total = sum(hist)
+    if not total:
+        return 0
+    need, seen = q * total, 0
+    for i, n in enumerate(hist):
+        seen += n
+        if n and seen >= need:
+            return hist_bucket_ns(i)[1]
+    return hist_bucket_ns(len(hist) - 1)[1]
+
+
+def format_wait_hist(hist, ascii=False):
+    """A log2 wait histogram on one line: `256ns ▂█▅▁ 8.2us` spans the occupied buckets, one
+    character per doubling, its height relative to the fullest bucket; "" if no waits."""
+    used = [i for i, n in enumerate(hist) if n]
+    if not used:
+        return ""
+    lo, hi = used[0], used[-1]
+    levels = _SPARK_ASCII if ascii else _SPARK
+    top = max(hist)
+    bars = "".join(levels[-(-(len(levels) - 1) * n // top)] if n else levels[0]
+                   for n in hist[lo:hi + 1])
+    return f"{_ns(hist_bucket_ns(lo)[0]):>6} {bars} {_ns(hist_bucket_ns(hi)[1])}"
+
+
+def format_columns(columns, rows, indent=""):
+    """Aligned text table: columns are (title, width) with a negative width for left
+    alignment; rows hold already formatted cells. Returns the lines, header first."""
+    def line(cells):
+        return indent + " ".join(f"{c:<{-w}}" if w < 0 else f"{c:>{w}}"
+                                 for c, (_, w) in zip(cells, columns)).rstrip()
+    head = line([t for t, _ in columns])
+    return [head, indent + "-" * (len(head) - len(indent))] + [line(r) for r in rows]
 
 
 def path_shares(ms):

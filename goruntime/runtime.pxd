@@ -9,6 +9,7 @@ cdef class Runtime:
     cdef readonly tuple centrals
     cdef readonly tuple ps
     cdef readonly bint closed
+    cdef readonly dict modes
     cdef bint _ready              # every structure allocated and initialised
     cdef object _runs             # threading.Condition guarding _active_runs
     cdef int _active_runs

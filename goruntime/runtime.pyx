@@ -10,10 +10,11 @@ from libc.string cimport memset, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
-from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy
-from goruntime.mcentral cimport mcentral_t, mcentral_init, MCentral
-from goruntime.mcache cimport mcache_init
-from goruntime.runtime2 cimport MCACHE_LOCKFREE, MIN_HEAP_GOAL
+from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
+from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, MCentral,
+    MCENTRAL_MUTEX, MCENTRAL_SPANSET)
+from goruntime.mcache cimport mcache_init, make_MCache
+from goruntime.runtime2 cimport MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_stats, stopTheWorld, startTheWorld,
     make_P)
@@ -43,6 +44,12 @@ cdef inline m_t* _proc_m(runtime_t* rt) noexcept nogil:
         return <m_t*>proc_tls.m
     return NULL
 
+
+# The comparison modes (issue: lock-free vs locked): per-P caches as Go has
+# them, behind a mutex each, or absent; Go 1.13's mutex mcentral or Go 1.15's
+# lock-free span sets; and Go 1.14's per-P page cache in front of the mheap.
+MCACHE_MODES = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, "none": MCACHE_NONE}
+MCENTRAL_MODES = {"mutex": MCENTRAL_MUTEX, "spanset": MCENTRAL_SPANSET}
 
 # Requests this large could not be mapped even as one reservation.
 cdef object MAX_REQUEST = 1 << 46
@@ -121,7 +128,8 @@ cdef class Runtime:
     in bytes (whole 64 MiB arenas).
     """
 
-    def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None):
+    def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None,
+                  mcache="lockfree", mcentral="mutex", pagecache=False):
         self.rt = NULL
         self.closed = True
         if gomaxprocs is None:
@@ -134,6 +142,11 @@ cdef class Runtime:
             raise ValueError(f"gogc must be a non-negative int or None, not {gogc!r}")
         if max_heap is not None and (not isinstance(max_heap, int) or max_heap <= 0):
             raise ValueError(f"max_heap must be a positive number of bytes, not {max_heap!r}")
+        if mcache not in MCACHE_MODES:
+            raise ValueError(f"mcache must be one of {', '.join(MCACHE_MODES)}, not {mcache!r}")
+        if mcentral not in MCENTRAL_MODES:
+            raise ValueError(f"mcentral must be one of {', '.join(MCENTRAL_MODES)}, not {mcentral!r}")
+        self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": bool(pagecache)}
         self.sizeclasses = SizeClasses(normalize_version(sizeclasses))
         rt = <runtime_t*>alloc_aligned(sizeof(runtime_t))
         if rt == NULL:
@@ -142,19 +155,20 @@ cdef class Runtime:
         rt.sc = &self.sizeclasses.t
         rt.gomaxprocs = gomaxprocs
         rt.gogc = -1 if gogc is None else gogc
-        rt.mcache_mode = MCACHE_LOCKFREE
+        rt.mcache_mode = MCACHE_MODES[mcache]
         self.heap = MHeap.__new__(MHeap)
         rt.heap = <mheap_t*>alloc_aligned(sizeof(mheap_t))
         if rt.heap == NULL:
             raise MemoryError("cannot allocate the mheap")
         mheap_init(rt.heap, rt.sc, max_heap or 0)
+        rt.heap.pagecache = bool(pagecache)
         self.heap.h = rt.heap
         centrals = []
         for spc in range(rt.sc.num_classes * 2):
             rt.central[spc] = <mcentral_t*>alloc_aligned(sizeof(mcentral_t))
             if rt.central[spc] == NULL:
                 raise MemoryError("cannot allocate an mcentral")
-            mcentral_init(rt.central[spc], spc, rt.heap)
+            mcentral_init(rt.central[spc], spc, rt.heap, MCENTRAL_MODES[mcentral])
             view = MCentral.__new__(MCentral)
             (<MCentral>view).c = rt.central[spc]
             (<MCentral>view).owner = self
@@ -169,7 +183,7 @@ cdef class Runtime:
             if rt.allp[i] == NULL:
                 raise MemoryError("cannot allocate a P")
             rt.allp[i].id = i
-            mcache_init(&rt.allp[i].mcache, rt.central, rt.heap)
+            mcache_init(&rt.allp[i].mcache, rt.central, rt.heap, &rt.allp[i].pcache)
             ps.append(make_P(self, rt.allp[i]))
         self.ps = tuple(ps)
         sched_init(rt)
@@ -189,7 +203,9 @@ cdef class Runtime:
         if self._ready:
             sched_destroy(rt)
         for spc in range(MAX_SPAN_CLASSES):
-            free(rt.central[spc])
+            if rt.central[spc] != NULL:
+                mcentral_destroy(rt.central[spc])
+                free(rt.central[spc])
         if rt.allp != NULL:
             for i in range(rt.gomaxprocs):
                 free(rt.allp[i])
@@ -198,7 +214,10 @@ cdef class Runtime:
         self.rt = NULL
 
     def _release_heap(self):
+        cdef int i
         if self.heap is not None and self.heap.h != NULL:
+            for i in range(self.rt.gomaxprocs if self._ready else 0):
+                pagecache_flush(self.heap.h, &self.rt.allp[i].pcache)
             mheap_destroy(self.heap.h)
             free(self.heap.h)
             self.heap.h = NULL
@@ -396,11 +415,14 @@ cdef class Runtime:
             stats["noscan"] = view.noscan
             stats["size"] = self.sizeclasses.class_to_size(view.sizeclass)
             per_central[view.spanclass] = stats
+        per_mcache = {p.id: p.mcache.lockstats() for p in self.ps}
         return {
             "mheap": self.heap.lockstats(),
             "sched": sched_stats(self.rt),
             "mcentral": sum_lockstats(per_central.values()),
             "mcentrals": per_central,
+            "mcache": sum_lockstats(per_mcache.values()),
+            "mcaches": per_mcache,
         }
 
     # -- workloads -----------------------------------------------------------

@@ -6,7 +6,7 @@ from goruntime.sys cimport pthread_cond_t, pthread_mutex_t, pthread_t
 from goruntime.lock cimport mutex_t
 from goruntime.mcache cimport mcache_t
 from goruntime.mcentral cimport mcentral_t
-from goruntime.mheap cimport mheap_t
+from goruntime.mheap cimport mheap_t, pagecache_t
 from goruntime.sizeclasses cimport sizeclasses_t, MAX_SPAN_CLASSES, MAX_SIZE_CLASSES
 
 cpdef enum PStatus:
@@ -35,6 +35,7 @@ ctypedef struct p_t:
     int id
     p_t* link
     m* owner
+    pagecache_t pcache          # only with Runtime(pagecache=True)
 
 cdef struct m:
     int id
