@@ -81,11 +81,35 @@ cdef bint try_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     return ok
 
 
+cdef bint _retake(runtime_t* rt, m_t* mp) noexcept nogil:
+    """Takes a P from a Python thread between two calls (P_SYSCALL), as Go's
+    sysmon retakes a P from a goroutine blocked in a syscall; sched.lock held."""
+    cdef int i
+    cdef uint64_t s
+    cdef p_t* pp
+    for i in range(rt.gomaxprocs):
+        pp = rt.allp[i]
+        s = load64(&pp.status)
+        if (s & 0xff) == P_SYSCALL:
+            rt.sched.next_token += 1
+            if cas64(&pp.status, s, _status(rt.sched.next_token, P_RUNNING)):
+                mp.token = rt.sched.next_token
+                pp.owner = mp
+                mp.p = pp
+                rt.sched.p_acquires += 1
+                rt.sched.retakes += 1
+                return True
+    return False
+
+
 cdef p_t* acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     """Blocks until a P is idle and the world is running; NULL once closed."""
     cdef uint64_t t0 = 0, waited
+    mp.p = NULL
     lock(&rt.sched.lock, SITE_ACQUIREP)
     while (rt.sched.gcwaiting or rt.sched.pidle == NULL) and not rt.sched.closed:
+        if not rt.sched.gcwaiting and _retake(rt, mp):
+            break
         if t0 == 0:
             t0 = nanotime()
         store32(&rt.sched.nmwaiting, rt.sched.nmwaiting + 1)
@@ -95,7 +119,8 @@ cdef p_t* acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
         unlock(&rt.sched.lock)
         mp.p = NULL
         return NULL
-    _take_idle(rt, mp)
+    if mp.p == NULL:
+        _take_idle(rt, mp)
     if t0 != 0:
         waited = nanotime() - t0
         rt.sched.p_waits += 1
@@ -208,6 +233,11 @@ cdef void entersyscall(runtime_t* rt, m_t* mp) noexcept nogil:
         lock(&rt.sched.lock, SITE_STW)
         pthread_cond_signal(&rt.sched.stop_cond)
         unlock(&rt.sched.lock)
+    elif load32(&rt.sched.nmwaiting):
+        # An M is waiting for a P: let it retake this one.
+        lock(&rt.sched.lock, SITE_RELEASEP)
+        pthread_cond_signal(&rt.sched.pidle_cond)
+        unlock(&rt.sched.lock)
 
 
 cdef void sched_close(runtime_t* rt) noexcept nogil:
@@ -242,7 +272,7 @@ cdef void m_end(m_t* mp) noexcept nogil:
 cdef dict sched_stats(runtime_t* rt):
     stats = mutex_stats(&rt.sched.lock)
     stats.update(p_acquires=rt.sched.p_acquires, p_waits=rt.sched.p_waits,
-                 p_wait_ns=rt.sched.p_wait_ns)
+                 p_wait_ns=rt.sched.p_wait_ns, retakes=rt.sched.retakes)
     return stats
 
 

@@ -85,6 +85,7 @@ ctypedef struct sched_t:
     uint64_t p_waits
     uint64_t p_wait_ns
     uint64_t handoffs
+    uint64_t retakes            # Ps taken from Python threads between calls
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
 
 cdef struct runtime:

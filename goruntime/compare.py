@@ -1,0 +1,274 @@
+"""`goruntime compare`: the lock-free mcache against the locked designs, measured with the
+same workload. A sweep over the number of Ms, the comparison modes and the object size on a
+fixed number of Ps; each cell runs the churn kernel on a fresh Runtime.
+
+The cells are independent, so they can be spread over processes or machines:
+
+    from goruntime.compare import cells, run_cell, format_table, plot
+    results = [run_cell(c) for c in cells(ms=[1, 2, 4], modes=["lockfree", "none"])]
+    print(format_table(results)); plot(results, "compare.png")
+
+run_cell takes and returns plain JSON-able dicts (tests/test_compare.py runs one pytest case
+per cell, which pytest-xdist spreads over workers).
+"""
+import itertools
+import json
+import sys
+
+from goruntime.profile import MCACHE_MODES, MCENTRAL_MODES, check_modes, mode_label, new_runtime
+from goruntime.report import _ns, _rate, format_columns
+
+DEFAULT_MS = (1, 2, 4, 8, 16)
+DEFAULT_SIZES = (16, 256, 4096)
+LOCK_CLASSES = ("mcentral", "mheap", "sched", "mcache")
+
+# What a cell runs when its dict leaves a key out.
+CELL_DEFAULTS = {"ms": 1, "mcache": "lockfree", "mcentral": "mutex", "pagecache": False,
+                 "size": 64, "gomaxprocs": 2, "duration": 1.0, "ops": None, "gogc": 100,
+                 "sizeclasses": "go1.13", "live": 1024, "noscan": False, "seed": 1}
+
+
+class PlotUnavailable(ImportError):
+    """--plot without matplotlib."""
+
+
+def cells(*, ms=DEFAULT_MS, modes=MCACHE_MODES, mcentral=("mutex",), pagecache=(False,),
+          sizes=DEFAULT_SIZES, gomaxprocs=2, duration=1.0, ops=None, gogc=100,
+          sizeclasses="go1.13", live=1024, noscan=False, seed=1):
+    """The sweep's cells, one dict each, ordered by size, mcentral mode, page cache, mcache
+    mode and number of Ms. Every cell uses the same seed, so all modes see the same workload;
+    `ops` (allocations per M) replaces `duration` (seconds per cell) when given."""
+    ms, modes, mcentral, pagecache, sizes = map(list, (ms, modes, mcentral, pagecache, sizes))
+    if not (ms and modes and mcentral and pagecache and sizes):
+        raise ValueError("every sweep dimension needs at least one value")
+    for n in ms:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"numbers of Ms must be positive ints, not {n!r}")
+    for mode, central, pc in itertools.product(modes, mcentral, pagecache):
+        check_modes(mode, central, pc)
+    out = []
+    for size, central, pc, mode, n in itertools.product(sizes, mcentral, pagecache, modes, ms):
+        out.append({"ms": n, "mcache": mode, "mcentral": central, "pagecache": pc, "size": size,
+                    "gomaxprocs": gomaxprocs, "duration": None if ops else duration, "ops": ops,
+                    "gogc": gogc, "sizeclasses": sizeclasses, "live": live, "noscan": noscan,
+                    "seed": seed})
+    return out
+
+
+def cell_id(cell):
+    """A short name, e.g. "16B-4M-none+spanset", for pytest ids and progress lines."""
+    c = {**CELL_DEFAULTS, **cell}
+    return f"{c['size']}B-{c['ms']}M-{mode_label(c['mcache'], c['mcentral'], c['pagecache'])}"
+
+
+def run_cell(cell):
+    """Runs one cell on a fresh Runtime; returns the cell's parameters and its figures."""
+    c = {**CELL_DEFAULTS, **cell}
+    rt = new_runtime(gomaxprocs=c["gomaxprocs"], sizeclasses=c["sizeclasses"], gogc=c["gogc"],
+                     mcache=c["mcache"], mcentral=c["mcentral"], pagecache=c["pagecache"])
+    with rt:
+        r = rt.run(ms=c["ms"], duration=None if c["ops"] else c["duration"], ops=c["ops"],
+                   sizes=c["size"], noscan=c["noscan"], live=c["live"], seed=c["seed"])
+        locks = rt.lockstats()          # before memstats, whose stop-the-world takes sched
+        mstats = rt.memstats()
+    per_lock = {k: {"acquisitions": locks[k]["acquisitions"], "contended": locks[k]["contended"],
+                    "wait_ns": locks[k]["wait_ns"]}
+                for k in LOCK_CLASSES if locks.get(k) is not None}
+    acq = sum(v["acquisitions"] for v in per_lock.values())
+    contended = sum(v["contended"] for v in per_lock.values())
+    m_elapsed = sum(m["elapsed_ns"] for m in r.per_m)
+    m_lock_wait = sum(m["lock_wait_ns"] for m in r.per_m)
+    m_p_wait = sum(m["p_wait_ns"] for m in r.per_m)
+    out = dict(c)
+    out.update({
+        "mode": mode_label(c["mcache"], c["mcentral"], c["pagecache"]),
+        "allocs": r.allocs, "elapsed_s": r.elapsed, "allocs_per_sec": r.allocs_per_sec,
+        "lock_wait_ns": m_lock_wait, "m_elapsed_ns": m_elapsed,
+        "lock_wait_share": m_lock_wait / m_elapsed if m_elapsed else 0.0,
+        "p_wait_share": m_p_wait / m_elapsed if m_elapsed else 0.0,
+        "acquisitions": acq, "contended": contended,
+        "contended_rate": contended / acq if acq else 0.0,
+        "locks": per_lock,
+        "num_gc": mstats.NumGC, "pause_total_ns": mstats.PauseTotalNs,
+        "pause_max_ns": max(mstats.PauseNs) if mstats.PauseNs else 0,
+        "cpu_ns": sum(m["cpu_ns"] for m in r.per_m),
+        "voluntary_ctx_switches": sum(m["voluntary_ctx_switches"] for m in r.per_m),
+        "involuntary_ctx_switches": sum(m["involuntary_ctx_switches"] for m in r.per_m),
+        "seed": r.config["seed"],
+    })
+    return out
+
+
+def sweep(cell_list, progress=None):
+    """Runs the cells one after the other (they would disturb each other's timing if run
+    side by side on the same cores); progress(i, n, result) after each."""
+    results = []
+    for i, cell in enumerate(cell_list):
+        results.append(run_cell(cell))
+        if progress:
+            progress(i + 1, len(cell_list), results[-1])
+    return results
+
+
+def _unique(xs):
+    return list(dict.fromkeys(xs))
+
+
+METRICS = (
+    ("throughput (M allocs/s, all Ms together)", lambda r: f"{r['allocs_per_sec'] / 1e6:.2f}"),
+    ("lock wait (share of the Ms' time spent blocked on runtime locks)",
+     lambda r: f"{100 * r['lock_wait_share']:.2f}%"),
+    ("contended (share of lock acquisitions that had to wait, all locks)",
+     lambda r: _rate(r["contended"], r["acquisitions"])),
+    ("GC (collections / total pause)", lambda r: f"{r['num_gc']} / {_ns(r['pause_total_ns'])}"),
+)
+
+
+def format_table(results):
+    """The comparison: one block per figure, a row per (size, Ms), a column per mode."""
+    if not results:
+        return "goruntime compare: no cells"
+    modes = _unique(r["mode"] for r in results)
+    keys = _unique((r["size"], r["ms"]) for r in results)
+    by = {(r["size"], r["ms"], r["mode"]): r for r in results}
+    first = results[0]
+    work = (f"{first['ops']:,} allocations per M" if first.get("ops")
+            else f"{first['duration']:g} s per cell")
+    gogc = first["gogc"] if first["gogc"] is not None else "off"
+    out = [f"goruntime compare: churn on GOMAXPROCS={first['gomaxprocs']}, {work}, GOGC={gogc}, "
+           f"size classes {first['sizeclasses']}, live {first['live']}/M, seed {first['seed']}"]
+    columns = [("size", 7), ("Ms", 4)] + [(m, max(len(m), 14)) for m in modes]
+    for title, fmt in METRICS:
+        out.append("")
+        out.append(title)
+        rows = [[f"{size}B", str(n)] + [fmt(by[size, n, m]) if (size, n, m) in by else "-"
+                                        for m in modes]
+                for size, n in keys]
+        out.extend(format_columns(columns, rows, indent="  "))
+    return "\n".join(out)
+
+
+def _matplotlib():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise PlotUnavailable("--plot needs matplotlib, the optional extra: "
+                              "pip install 'goruntime[plot]'") from e
+    return Figure, FigureCanvasAgg
+
+
+def plot(results, path):
+    """Throughput and lock wait against the number of Ms, one line per mode, one column of
+    panels per object size; written as PNG with matplotlib's Agg backend."""
+    Figure, FigureCanvasAgg = _matplotlib()
+    sizes = _unique(r["size"] for r in results)
+    modes = _unique(r["mode"] for r in results)
+    ms = sorted(_unique(r["ms"] for r in results))
+    fig = Figure(figsize=(4.5 * len(sizes) + 0.5, 7), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, len(sizes), squeeze=False, sharex=True)
+    for j, size in enumerate(sizes):
+        top, bottom = axes[0][j], axes[1][j]
+        for mode in modes:
+            pts = sorted((r["ms"], r) for r in results if r["size"] == size and r["mode"] == mode)
+            if not pts:
+                continue
+            xs = [n for n, _ in pts]
+            top.plot(xs, [r["allocs_per_sec"] / 1e6 for _, r in pts], marker="o", label=mode)
+            bottom.plot(xs, [100 * r["lock_wait_share"] for _, r in pts], marker="o", label=mode)
+        top.set_title(f"{size} B objects")
+        top.set_ylabel("throughput (M allocs/s)")
+        bottom.set_ylabel("time waiting on locks (%)")
+        bottom.set_xlabel("Ms")
+        for ax in (top, bottom):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ms)
+            ax.set_xticklabels([str(n) for n in ms])
+            ax.set_ylim(bottom=0)
+            ax.grid(True, alpha=0.3)
+    axes[0][0].legend(title="mode")
+    first = results[0]
+    work = f"{first['ops']:,} allocs/M" if first.get("ops") else f"{first['duration']:g} s per point"
+    fig.suptitle(f"goruntime compare: GOMAXPROCS={first['gomaxprocs']}, {work}")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+def _list(kind, choices=None):
+    def parse(text):
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        try:
+            values = [kind(x) for x in items]
+        except ValueError:
+            values = None
+        import argparse
+        if not values or (choices and any(v not in choices for v in values)):
+            raise argparse.ArgumentTypeError(
+                f"bad list {text!r}" + (f": choose from {','.join(map(str, choices))}" if choices else ""))
+        return values
+    return parse
+
+
+def _onoff(text):
+    return {"off": False, "on": True, "false": False, "true": True, "0": False, "1": True}[text.lower()]
+
+
+def register(sub):
+    """Adds `goruntime compare` to the cli's subparsers."""
+    from goruntime.cli import _parse_gogc
+    p = sub.add_parser("compare", help="sweep Ms x modes x sizes: throughput, lock wait, contention, GC",
+                       description="Runs the churn kernel for every number of Ms, mode and object "
+                       "size on a fixed number of Ps and prints them side by side.")
+    p.add_argument("--ms", type=_list(int), default=list(DEFAULT_MS), help="numbers of Ms (default 1,2,4,8,16)")
+    p.add_argument("--modes", type=_list(str, MCACHE_MODES), default=list(MCACHE_MODES),
+                   help="mcache modes (default lockfree,locked,none)")
+    p.add_argument("--mcentral", type=_list(str, MCENTRAL_MODES), default=list(MCENTRAL_MODES),
+                   help="mcentral modes (default mutex,spanset)")
+    p.add_argument("--pagecache", type=_list(_onoff, (False, True)), default=[False],
+                   help="per-P page cache: off, on or off,on (default off)")
+    p.add_argument("--sizes", type=_list(int), default=list(DEFAULT_SIZES),
+                   help="object sizes, one per cell (default 16,256,4096)")
+    p.add_argument("--gomaxprocs", type=int, default=2, help="number of Ps (default 2)")
+    p.add_argument("--duration", type=float, default=None, help="seconds per cell (default 1)")
+    p.add_argument("--ops", type=int, default=None, help="allocations per M instead of --duration")
+    p.add_argument("--gogc", type=_parse_gogc, default=100, help="GOGC percentage or 'off' (default 100)")
+    p.add_argument("--live", type=int, default=1024, help="objects each M keeps alive (default 1024)")
+    p.add_argument("--noscan", type=float, default=0.0, help="share of pointer-free objects (default 0)")
+    p.add_argument("--sizeclasses", "--go", dest="sizeclasses", default="go1.13",
+                   help="size-class table: go1.13 (default) or go1.19")
+    p.add_argument("--seed", type=int, default=1, help="workload seed, the same for every cell (default 1)")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="draw throughput and lock wait against Ms (needs goruntime[plot])")
+    p.add_argument("--json", action="store_true", help="print the cells' results as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args):
+    if args.duration is not None and args.ops is not None:
+        raise ValueError("give --duration or --ops, not both")
+    if args.plot:
+        try:
+            _matplotlib()               # fail before the sweep, not after it
+        except PlotUnavailable as e:
+            sys.exit(f"goruntime compare: {e}")
+    todo = cells(ms=args.ms, modes=args.modes, mcentral=args.mcentral, pagecache=args.pagecache,
+                 sizes=args.sizes, gomaxprocs=args.gomaxprocs, duration=args.duration or 1.0,
+                 ops=args.ops, gogc=args.gogc, sizeclasses=args.sizeclasses, live=args.live,
+                 noscan=args.noscan, seed=args.seed)
+
+    def progress(i, n, r):
+        print(f"[{i}/{n}] {cell_id(r)}: {r['allocs_per_sec'] / 1e6:.2f} M allocs/s, "
+              f"lock wait {100 * r['lock_wait_share']:.2f}%", file=sys.stderr, flush=True)
+
+    results = sweep(todo, None if args.quiet else progress)
+    if args.plot:
+        plot(results, args.plot)
+        print(f"goruntime compare: wrote {args.plot}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"results": results}, indent=1))
+    else:
+        print(format_table(results))

@@ -1,0 +1,478 @@
+"""Contention profiles of the model's runtime locks: `goruntime profile` and its Python API.
+
+    from goruntime.profile import profile
+    prof = profile(gomaxprocs=2, ms=4, duration=2.0, size=4096, mcache="lockfree")
+    print(prof.format())                  # the text report
+    prof.write_pprof("mutex.pb.gz")       # for `go tool pprof -top mutex.pb.gz`
+    prof.as_dict()                        # what `--json` prints
+
+A profile runs the churn kernel on a fresh Runtime and reads every lock's counters
+(goruntime/lock.pyx) once the run is over. Figures are given per lock class (all mcentrals
+together, the mheap, the scheduler, all mcaches in the "locked" mode) and per lock instance
+(each mcentral, by span class and size; each P's mcache lock), and each lock's acquisitions
+and waits are attributed to the call site that took it. For pprof every call site gets the
+Go call stack that leads to it in the model (and, but for sweeping being stop-the-world, in
+Go 1.13), leaf first.
+"""
+import json
+import os
+import sys
+import time
+
+from goruntime.report import (_ns, _rate, format_columns, format_lock_table, format_wait_hist,
+                              hist_quantile_ns, mean_wait_ns)
+
+MCACHE_MODES = ("lockfree", "locked", "none")
+MCENTRAL_MODES = ("mutex", "spanset")
+DEFAULT_MODES = {"mcache": "lockfree", "mcentral": "mutex", "pagecache": False}
+
+# -- call sites and their Go stacks -----------------------------------------------------------
+
+MALLOCGC = "runtime.mallocgc"
+CACHESPAN = "runtime.(*mcentral).cacheSpan"
+UNCACHESPAN = "runtime.(*mcentral).uncacheSpan"
+GROW = "runtime.(*mcentral).grow"
+LARGEALLOC = "runtime.largeAlloc"
+SWEEP = "runtime.(*mspan).sweep"
+FREESPAN = "runtime.(*mheap).freeSpan"
+ACQUIREP = "runtime.acquirep"
+RELEASEP = "runtime.releasep"
+STOPTHEWORLD = "runtime.stopTheWorld"
+MCACHELOCK = "runtime.(*mcache).lock"
+HEAPALLOC = "runtime.(*mheap).alloc"
+GCSTART = "runtime.gcStart"
+
+# mallocgc -> (*mcache).nextFree -> (*mcache).refill -> (*mcentral).cacheSpan, as in Go 1.13.
+_REFILL = (CACHESPAN, "runtime.(*mcache).refill", "runtime.(*mcache).nextFree", MALLOCGC)
+
+# (lock class, call site) -> stack, leaf first. The site (lock.pyx SITE_NAMES) names the
+# function that took the lock, except for the mheap lock, which mheap.alloc takes on behalf
+# of its caller (the site). A site missing here gets the one-frame stack (site,).
+SITE_STACKS = {
+    ("mcentral", CACHESPAN): _REFILL,
+    # cacheSpan re-locks its mcentral to put the span grow() returned on `empty`.
+    ("mcentral", GROW): (GROW,) + _REFILL,
+    ("mcentral", UNCACHESPAN): (UNCACHESPAN, "runtime.(*mcache).releaseAll",
+                                "runtime.flushallmcaches", GCSTART),
+    ("mcentral", SWEEP): (SWEEP, GCSTART),
+    ("mheap", GROW): (HEAPALLOC,) + (GROW,) + _REFILL,
+    ("mheap", LARGEALLOC): (HEAPALLOC, LARGEALLOC, MALLOCGC),
+    ("mheap", FREESPAN): (FREESPAN, SWEEP, GCSTART),
+    ("sched", ACQUIREP): (ACQUIREP, "runtime.schedule"),
+    ("sched", RELEASEP): (RELEASEP, "runtime.handoffp"),
+    ("sched", STOPTHEWORLD): (STOPTHEWORLD, GCSTART),
+    ("mcache", MCACHELOCK): (MCACHELOCK, MALLOCGC),
+}
+
+# Go source files, for pprof's Function.filename.
+GO_FILES = {
+    MALLOCGC: "runtime/malloc.go", LARGEALLOC: "runtime/malloc.go",
+    "runtime.(*mcache).refill": "runtime/mcache.go", "runtime.(*mcache).nextFree": "runtime/malloc.go",
+    "runtime.(*mcache).releaseAll": "runtime/mcache.go", MCACHELOCK: "runtime/mcache.go",
+    CACHESPAN: "runtime/mcentral.go", UNCACHESPAN: "runtime/mcentral.go", GROW: "runtime/mcentral.go",
+    HEAPALLOC: "runtime/mheap.go", FREESPAN: "runtime/mheap.go", SWEEP: "runtime/mgcsweep.go",
+    GCSTART: "runtime/mgc.go", "runtime.flushallmcaches": "runtime/mstats.go",
+    ACQUIREP: "runtime/proc.go", RELEASEP: "runtime/proc.go", STOPTHEWORLD: "runtime/proc.go",
+    "runtime.schedule": "runtime/proc.go", "runtime.handoffp": "runtime/proc.go",
+    "runtime.lock": "runtime/lock_futex.go",
+}
+
+
+def site_stack(lock_class, site):
+    """The Go call stack (leaf first) of lock `lock_class` taken at call site `site`."""
+    return SITE_STACKS.get((lock_class, site), (site,))
+
+
+# -- Runtime construction with the comparison modes --------------------------------------------
+
+def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):
+    if mcache not in MCACHE_MODES:
+        raise ValueError(f"mcache must be one of {', '.join(MCACHE_MODES)}, not {mcache!r}")
+    if mcentral not in MCENTRAL_MODES:
+        raise ValueError(f"mcentral must be one of {', '.join(MCENTRAL_MODES)}, not {mcentral!r}")
+    if not isinstance(pagecache, bool):
+        raise ValueError(f"pagecache must be True or False, not {pagecache!r}")
+
+
+def new_runtime(*, mcache="lockfree", mcentral="mutex", pagecache=False, **kwargs):
+    """Runtime(**kwargs) in the given comparison modes. A mode left at its default is not
+    passed on, so the default modes work with any Runtime."""
+    from goruntime import Runtime
+    check_modes(mcache, mcentral, pagecache)
+    modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
+    kwargs.update({k: v for k, v in modes.items() if v != DEFAULT_MODES[k]})
+    return Runtime(**kwargs)
+
+
+def mode_label(mcache="lockfree", mcentral="mutex", pagecache=False):
+    """A short name of a mode combination: "lockfree", "none+spanset", "locked+pagecache"."""
+    return "+".join([mcache] + (["spanset"] if mcentral == "spanset" else [])
+                    + (["pagecache"] if pagecache else []))
+
+
+def _process_counters():
+    """The whole process's CPU time and context switches, exited threads included
+    (getrusage(RUSAGE_SELF); psutil reads only the main thread's switches on Linux)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"utime_ns": int(ru.ru_utime * 1e9), "stime_ns": int(ru.ru_stime * 1e9),
+            "voluntary_ctx_switches": ru.ru_nvcsw, "involuntary_ctx_switches": ru.ru_nivcsw}
+
+
+def _stats_keys(d):
+    return {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): v for k, v in d.items()}
+
+
+# -- the profile --------------------------------------------------------------------------------
+
+def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=False,
+            sizeclasses="go1.13", gogc=100, max_heap=None, ms=None, duration=None, ops=None,
+            sizes=None, size=None, weights=None, noscan=0.5, live=4096, large_share=None,
+            seed=None):
+    """Runs the churn kernel on a new Runtime in the given modes and returns its Profile.
+
+    Runtime: gomaxprocs, mcache ("lockfree" | "locked" | "none"), mcentral ("mutex" |
+    "spanset"), pagecache, sizeclasses, gogc, max_heap. Workload (see Runtime.run): ms,
+    duration (seconds; 1 if neither it nor ops is given) or ops (allocations per M), sizes
+    and weights, or one `size`; noscan, live, large_share, seed. Without sizes or size the
+    workload is the realistic mix of `goruntime run`, with 0.1% large objects.
+    """
+    from goruntime.cli import DEFAULT_SIZES, DEFAULT_WEIGHTS
+    if size is not None and sizes is not None:
+        raise ValueError("give sizes or size, not both")
+    if size is not None:
+        sizes = size
+    if sizes is None:
+        sizes, weights = DEFAULT_SIZES, DEFAULT_WEIGHTS
+        large_share = 0.001 if large_share is None else large_share
+    large_share = large_share or 0.0
+    if duration is None and ops is None:
+        duration = 1.0
+    modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
+    rt = new_runtime(gomaxprocs=gomaxprocs, sizeclasses=sizeclasses, gogc=gogc,
+                     max_heap=max_heap, **modes)
+    with rt:
+        before = _process_counters()
+        started = time.time_ns()
+        result = rt.run(ms=ms, duration=duration, ops=ops, sizes=sizes, weights=weights,
+                        noscan=noscan, live=live, large_share=large_share, seed=seed)
+        after = _process_counters()
+        return Profile.capture(rt, result, modes=modes, started_ns=started,
+                               process=_process_delta(before, after))
+
+
+def _process_delta(before, after):
+    if before is None or after is None:
+        return None
+    return {k: after[k] - before[k] for k in before}
+
+
+class Profile:
+    """Lock contention, per-M figures and GC of one run: build it with profile() or
+    Profile.capture(rt, result) after any rt.run()."""
+
+    def __init__(self, config, result, lockstats, memstats, process=None, started_ns=0):
+        self.config = config          # runtime modes and workload
+        self.result = result          # RunResult.as_dict()
+        self.lockstats = lockstats    # Runtime.lockstats()
+        self.memstats = memstats      # MemStats.as_dict()
+        self.process = process        # the process's CPU time and context switches over the run
+        self.started_ns = started_ns
+
+    @classmethod
+    def capture(cls, rt, result, modes=None, started_ns=0, process=None):
+        """The profile of `result`, a run that just finished on `rt` (the Runtime's counters
+        cover its whole life, so use a fresh Runtime for a run's own figures)."""
+        locks = rt.lockstats()          # before memstats, whose stop-the-world takes sched
+        ms = rt.memstats().as_dict()
+        config = dict(result.config)
+        config.update(modes or DEFAULT_MODES)
+        config["mode"] = mode_label(config["mcache"], config["mcentral"], config["pagecache"])
+        return cls(config, result.as_dict(), locks, ms, process=process,
+                   started_ns=started_ns or time.time_ns() - int(result.elapsed * 1e9))
+
+    # -- locks ---------------------------------------------------------------
+
+    def _instances(self):
+        """(class, instance, name, labels, stats) for every lock."""
+        ls = self.lockstats
+        yield "mheap", None, "mheap", (("lock", "mheap"),), ls["mheap"]
+        yield "sched", None, "sched", (("lock", "sched"),), ls["sched"]
+        for spc, s in sorted(_stats_keys(ls["mcentrals"]).items()):
+            kind = "noscan" if s["noscan"] else "scan"
+            yield ("mcentral", spc, f"mcentral[{spc}] {s['size']}B {kind}",
+                   (("lock", "mcentral"), ("spanclass", spc), ("size", s["size"])), s)
+        for p, s in sorted(_stats_keys(ls.get("mcaches") or {}).items()):
+            yield "mcache", p, f"mcache[P{p}]", (("lock", "mcache"), ("p", p)), s
+
+    def _classes(self):
+        ls = self.lockstats
+        out = [("mcentral", "mcentral (all)", ls["mcentral"]), ("mheap", "mheap", ls["mheap"]),
+               ("sched", "sched", ls["sched"])]
+        if ls.get("mcache") is not None:
+            out.append(("mcache", "mcache (all Ps)", ls["mcache"]))
+        return out
+
+    @staticmethod
+    def _row(lock_class, instance, name, stats):
+        total_wait = stats["wait_ns"]
+        sites = []
+        for site, v in stats["sites"].items():
+            sites.append({"site": site, "stack": list(site_stack(lock_class, site)),
+                          "acquisitions": v["acquisitions"], "contended": v["contended"],
+                          "contended_rate": v["contended"] / v["acquisitions"] if v["acquisitions"] else 0.0,
+                          "wait_ns": v["wait_ns"],
+                          "wait_share": v["wait_ns"] / total_wait if total_wait else 0.0})
+        sites.sort(key=lambda x: (x["wait_ns"], x["contended"], x["acquisitions"]), reverse=True)
+        acq = stats["acquisitions"]
+        return {
+            "name": name, "class": lock_class, "instance": instance,
+            "acquisitions": acq, "contended": stats["contended"],
+            "contended_rate": stats["contended"] / acq if acq else 0.0,
+            "wait_ns": total_wait, "mean_wait_ns": mean_wait_ns(stats),
+            "max_wait_ns": stats["max_wait_ns"],
+            "wait_p50_ns": hist_quantile_ns(stats["wait_hist"], 0.5),
+            "wait_p99_ns": hist_quantile_ns(stats["wait_hist"], 0.99),
+            "wait_hist": list(stats["wait_hist"]),
+            "hold_ns_est": stats["hold_ns_est"], "max_hold_ns": stats["max_hold_ns_sampled"],
+            "hold_samples": stats["hold_samples"],
+            "owner_switches": stats["owner_switches"], "max_waiters": stats["max_waiters"],
+            "sites": sites,
+        }
+
+    def lock_classes(self):
+        """One row per lock class: all mcentrals, mheap, sched, and all mcaches if present."""
+        return [self._row(c, None, name, s) for c, name, s in self._classes()]
+
+    def lock_instances(self, idle=False):
+        """One row per lock; mcentrals (and mcaches) never acquired are left out unless idle."""
+        return [self._row(c, inst, name, s) for c, inst, name, _, s in self._instances()
+                if idle or s["acquisitions"] or c in ("mheap", "sched")]
+
+    def samples(self):
+        """The pprof samples: one per lock instance and call site that waited."""
+        from goruntime.pprof import Sample
+        out = []
+        for c, _, _, labels, s in self._instances():
+            for site, v in s["sites"].items():
+                if v["contended"] or v["wait_ns"]:
+                    out.append(Sample(site_stack(c, site), v["contended"], v["wait_ns"], labels))
+        return out
+
+    def pprof(self):
+        """The gzipped profile.proto contention profile."""
+        from goruntime.pprof import encode_contention_profile
+        return encode_contention_profile(
+            self.samples(), duration_ns=int(self.result["elapsed"] * 1e9), time_ns=self.started_ns,
+            filenames=GO_FILES, comments=[self.describe()])
+
+    def write_pprof(self, path):
+        with open(path, "wb") as f:
+            f.write(self.pprof())
+
+    # -- Ms ------------------------------------------------------------------
+
+    def per_m(self):
+        """Per M: allocations, where its time went (lock waits, waits for a P, running:
+        allocating, freeing and collecting), context switches and CPU time."""
+        out = []
+        for m in self.result["per_m"]:
+            elapsed = m["elapsed_ns"]
+            running = max(0, elapsed - m["lock_wait_ns"] - m["p_wait_ns"])
+            share = (lambda ns: ns / elapsed if elapsed else 0.0)
+            out.append({
+                "id": m["id"], "tid": m["tid"], "allocs": m["allocs"], "frees": m["frees"],
+                "bytes": m["bytes"], "elapsed_ns": elapsed,
+                "allocs_per_sec": m["allocs"] / elapsed * 1e9 if elapsed else 0.0,
+                "lock_wait_ns": m["lock_wait_ns"], "lock_wait_share": share(m["lock_wait_ns"]),
+                "p_waits": m["p_waits"], "p_wait_ns": m["p_wait_ns"], "p_wait_share": share(m["p_wait_ns"]),
+                "running_ns": running, "running_share": share(running),
+                "cpu_ns": m["cpu_ns"], "utime_ns": m["utime_ns"], "stime_ns": m["stime_ns"],
+                "voluntary_ctx_switches": m["voluntary_ctx_switches"],
+                "involuntary_ctx_switches": m["involuntary_ctx_switches"],
+                "handoffs": m["handoffs"], "gcs": m["gcs"],
+            })
+        return out
+
+    def lock_wait_share(self):
+        """Summed lock waits of the Ms over their summed elapsed time."""
+        elapsed = sum(m["elapsed_ns"] for m in self.result["per_m"])
+        return sum(m["lock_wait_ns"] for m in self.result["per_m"]) / elapsed if elapsed else 0.0
+
+    def gc(self):
+        pauses = self.memstats["PauseNs"]
+        return {"num_gc": self.memstats["NumGC"], "pause_total_ns": self.memstats["PauseTotalNs"],
+                "pause_max_ns": max(pauses) if pauses else 0}
+
+    # -- output --------------------------------------------------------------
+
+    def describe(self):
+        c = self.config
+        work = f"{c['ops']:,} allocations per M" if c.get("ops") else f"{c['duration']:g} s"
+        sizes = c["sizes"]
+        if isinstance(sizes, dict):
+            sizes = f"mix of {len(sizes['sizes'])} sizes {sizes['sizes'][0]}..{sizes['sizes'][-1]} B"
+        elif isinstance(sizes, list):
+            sizes = f"{sizes[0]}-{sizes[1]} B"
+        else:
+            sizes = f"{sizes} B"
+        gogc = c["gogc"] if c["gogc"] is not None else "off"
+        return (f"{c['ms']} Ms on GOMAXPROCS={c['gomaxprocs']}, mcache {c['mcache']}, mcentral "
+                f"{c['mcentral']}, page cache {'on' if c['pagecache'] else 'off'}, size classes "
+                f"{c['sizeclasses']}, GOGC={gogc}; churn of {sizes}, noscan {c['noscan']:g}, "
+                f"large {c['large_share']:g}, live {c['live']}/M, {work}, seed {c['seed']}")
+
+    def as_dict(self):
+        return {
+            "config": self.config,
+            "throughput": {"allocs": self.result["allocs"], "frees": self.result["frees"],
+                           "elapsed_s": self.result["elapsed"],
+                           "allocs_per_sec": self.result["allocs_per_sec"]},
+            "lock_wait_share": self.lock_wait_share(),
+            "lock_classes": self.lock_classes(),
+            "locks": self.lock_instances(),
+            "per_m": self.per_m(),
+            "gc": self.gc(),
+            "process": self.process,
+            "memstats": self.memstats,
+            "wait_hist_buckets": "log2 ns: entry i counts waits w with 2^i <= w < 2^(i+1) (entry 0: w < 2)",
+        }
+
+    def to_json(self, indent=1):
+        return json.dumps(self.as_dict(), indent=indent)
+
+    def format(self, top=10, ascii=None):
+        """The text report; `top` mcentrals are listed one by one, busiest first."""
+        if ascii is None:
+            enc = getattr(sys.stdout, "encoding", None) or "ascii"
+            try:
+                "▁█".encode(enc)
+                ascii = False
+            except (UnicodeEncodeError, LookupError):
+                ascii = True
+        r = self.result
+        gc = self.gc()
+        out = [f"goruntime profile: {self.describe()}", ""]
+        out.append(f"throughput: {r['allocs']:,} allocations in {r['elapsed']:.2f} s = "
+                   f"{r['allocs_per_sec'] / 1e6:.2f} M allocs/s; Ms waited on locks "
+                   f"{100 * self.lock_wait_share():.2f}% of their time; GC {gc['num_gc']} collections, "
+                   f"pauses {_ns(gc['pause_total_ns'])} total, {_ns(gc['pause_max_ns'])} max")
+        out.append("")
+
+        classes = self.lock_classes()
+        out.append("lock classes")
+        out.append(format_lock_table(None, rows=[(name, s) for _, name, s in self._classes()],
+                                     detail=True))
+        out.append("")
+
+        inst = [(name, s) for c, _, name, _, s in self._instances()
+                if c in ("mcentral", "mcache") and s["acquisitions"]]
+        busiest = sorted(inst, key=lambda x: (x[1]["wait_ns"], x[1]["contended"],
+                                              x[1]["acquisitions"]), reverse=True)
+        out.append(f"lock instances (busiest first; {len(inst)} mcentral/mcache locks were taken"
+                   + (f", {len(inst) - top} more not shown" if len(inst) > top else "") + ")")
+        out.append(format_lock_table(None, rows=[(f"  {n}", s) for n, s in busiest[:top]],
+                                     detail=True).rsplit("\n", 1)[0])
+        out.append("")
+
+        rows, stacks = [], []
+        for c in classes:
+            for st in c["sites"]:
+                rows.append([st["site"], c["class"], f"{st['acquisitions']:,}", f"{st['contended']:,}",
+                             _rate(st["contended"], st["acquisitions"]), _ns(st["wait_ns"]),
+                             f"{100 * st['wait_share']:.1f}%" if c["wait_ns"] else "-"])
+                stacks.append(f"  {c['class']:<8} {' <- '.join(st['stack'])}")
+        out.append("call sites (where each lock was taken; share of the lock class's wait)")
+        out.extend(format_columns([("site", -34), ("lock", -8), ("acquired", 12), ("contended", 10),
+                                   ("rate", 7), ("wait total", 11), ("share", 7)], rows))
+        out.append("")
+        out.append("call stacks (leaf first, as in the pprof export)")
+        out.extend(stacks)
+        out.append("")
+
+        out.append("wait times (log2 buckets, one character per doubling; p50/p99 are bucket bounds)")
+        hist_rows = []
+        for row in classes + [self._row(c, i, n, s) for c, i, n, _, s in self._instances()
+                              if c in ("mcentral", "mcache") and s["contended"]][:top]:
+            if row["contended"]:
+                name = row["name"] if row["instance"] is None else f"  {row['name']}"
+                hist_rows.append([name, f"{row['contended']:,}", f"<{_ns(row['wait_p50_ns'])}",
+                                  f"<{_ns(row['wait_p99_ns'])}", format_wait_hist(row["wait_hist"], ascii)])
+        if hist_rows:
+            out.extend(format_columns([("lock", -32), ("waits", 10), ("p50", 9), ("p99", 9),
+                                       ("histogram", -40)], hist_rows))
+        else:
+            out.append("  no acquisition waited")
+        out.append("")
+
+        m_rows = []
+        for m in self.per_m():
+            m_rows.append([f"M{m['id']}", str(m["tid"]), f"{m['allocs']:,}",
+                           f"{m['allocs_per_sec'] / 1e6:.2f}", _ns(m["elapsed_ns"]),
+                           f"{_ns(m['lock_wait_ns'])} {100 * m['lock_wait_share']:4.1f}%",
+                           f"{_ns(m['p_wait_ns'])} {100 * m['p_wait_share']:4.1f}%",
+                           f"{100 * m['running_share']:.1f}%", _ns(m["cpu_ns"]),
+                           f"{_ns(m['utime_ns'])}/{_ns(m['stime_ns'])}",
+                           str(m["voluntary_ctx_switches"]), str(m["involuntary_ctx_switches"])])
+        out.append("per M (running = allocating, freeing and collecting: elapsed minus lock and P waits)")
+        out.extend(format_columns([("M", -5), ("tid", 7), ("allocs", 12), ("M/s", 7), ("elapsed", 9),
+                                   ("lock wait", 16), ("P wait", 16), ("running", 7), ("cpu", 9),
+                                   ("user/sys", 17), ("vcsw", 6), ("ivcsw", 6)], m_rows))
+        if self.process:
+            p = self.process
+            out.append(f"process: cpu {_ns(p['utime_ns'])} user / {_ns(p['stime_ns'])} sys, "
+                       f"{p['voluntary_ctx_switches']} voluntary / {p['involuntary_ctx_switches']} "
+                       f"involuntary context switches over the run")
+        return "\n".join(out)
+
+    def __str__(self):
+        return self.format()
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+def register(sub):
+    """Adds `goruntime profile` to the cli's subparsers."""
+    import argparse
+    from goruntime.cli import _add_workload_args
+    p = sub.add_parser("profile", help="profile runtime lock contention; text, --json or --pprof",
+                       description="Runs the churn kernel and reports every runtime lock: "
+                       "acquisitions, contention, waits, holds, call sites; per M: lock waits, "
+                       "context switches, CPU time.")
+    _add_workload_args(p)
+    p.add_argument("--size", type=int, default=None, help="one object size instead of --sizes")
+    p.add_argument("--ops", type=int, default=None, help="allocations per M instead of --duration")
+    p.add_argument("--mcache", choices=MCACHE_MODES, default="lockfree", help="mcache mode (default lockfree)")
+    p.add_argument("--mcentral", choices=MCENTRAL_MODES, default="mutex", help="mcentral mode (default mutex)")
+    p.add_argument("--pagecache", action=argparse.BooleanOptionalAction, default=False,
+                   help="per-P page cache in front of the mheap (Go 1.14+)")
+    p.add_argument("--top", type=int, default=10, help="lock instances listed one by one (default 10)")
+    p.add_argument("--pprof", metavar="FILE", default=None,
+                   help="also write a gzipped profile.proto contention profile (go tool pprof)")
+    p.set_defaults(func=cmd_profile, large_share=None, duration=None)
+
+
+def cmd_profile(args):
+    if args.size is not None and args.sizes is not None:
+        raise ValueError("give --sizes or --size, not both")
+    sizes, weights = args.sizes if args.sizes is not None else (None, None)
+    if args.ops is not None and args.duration is not None:
+        raise ValueError("give --duration or --ops, not both")
+    duration = args.duration if args.duration is not None or args.ops is not None else 3.0
+    prof = profile(gomaxprocs=args.gomaxprocs, mcache=args.mcache, mcentral=args.mcentral,
+                   pagecache=args.pagecache, sizeclasses=args.sizeclasses, gogc=args.gogc,
+                   ms=args.ms, duration=duration, ops=args.ops, sizes=sizes, weights=weights,
+                   size=args.size, noscan=args.noscan, live=args.live,
+                   large_share=args.large_share, seed=args.seed)
+    if args.pprof:
+        prof.write_pprof(args.pprof)
+        print(f"goruntime profile: wrote {os.path.abspath(args.pprof)} "
+              f"({len(prof.samples())} samples); read it with `go tool pprof -top {args.pprof}`",
+              file=sys.stderr)
+    if args.json:
+        print(prof.to_json())
+    else:
+        print(prof.format(top=args.top))
