@@ -137,13 +137,17 @@ def format_table(results):
     gogc = first["gogc"] if first["gogc"] is not None else "off"
     out = [f"goruntime compare: churn on GOMAXPROCS={first['gomaxprocs']}, {work}, GOGC={gogc}, "
            f"size classes {first['sizeclasses']}, live {first['live']}/M, seed {first['seed']}"]
-    columns = [("size", 7), ("Ms", 4)] + [(m, max(len(m), 14)) for m in modes]
-    for title, fmt in METRICS:
+    blocks = [(title, [[f"{size}B", str(n)] + [fmt(by[size, n, m]) if (size, n, m) in by else "-"
+                                                for m in modes]
+                       for size, n in keys])
+              for title, fmt in METRICS]
+    # One width per mode column, the same in every block, so the blocks line up.
+    widths = [max([10, len(m)] + [len(row[2 + j]) for _, rows in blocks for row in rows])
+              for j, m in enumerate(modes)]
+    columns = [("size", 7), ("Ms", 4)] + [(m, w + 2) for m, w in zip(modes, widths)]
+    for title, rows in blocks:
         out.append("")
         out.append(title)
-        rows = [[f"{size}B", str(n)] + [fmt(by[size, n, m]) if (size, n, m) in by else "-"
-                                        for m in modes]
-                for size, n in keys]
         out.extend(format_columns(columns, rows, indent="  "))
     return "\n".join(out)
 
@@ -213,7 +217,10 @@ def _list(kind, choices=None):
 
 
 def _onoff(text):
-    return {"off": False, "on": True, "false": False, "true": True, "0": False, "1": True}[text.lower()]
+    values = {"off": False, "on": True, "false": False, "true": True, "0": False, "1": True}
+    if text.lower() not in values:
+        raise ValueError(f"not on or off: {text!r}")
+    return values[text.lower()]
 
 
 def register(sub):

@@ -90,6 +90,10 @@ cdef mspan_t* spanset_pop(spanset_t* b) noexcept nogil:
         tail = idx & TAIL_MASK
         if head >= tail:
             return NULL
+        # A pusher claims its slot before adding the slot's block: until the
+        # block is on the spine, the set is empty as far as pop is concerned.
+        if load64(&b.spineLen) <= head // SPANSET_BLOCK_ENTRIES:
+            return NULL
         if cas64(&b.index, idx, ((head + 1) << 32) | tail):
             break
     spine = <spansetblock_t**>loadp(<void**>&b.spine)

@@ -39,6 +39,7 @@ ACQUIREP = "runtime.acquirep"
 RELEASEP = "runtime.releasep"
 STOPTHEWORLD = "runtime.stopTheWorld"
 MCACHELOCK = "runtime.(*mcache).lock"
+PAGECACHE = "runtime.(*pageAlloc).allocToCache"
 HEAPALLOC = "runtime.(*mheap).alloc"
 GCSTART = "runtime.gcStart"
 
@@ -57,6 +58,8 @@ SITE_STACKS = {
     ("mcentral", SWEEP): (SWEEP, GCSTART),
     ("mheap", GROW): (HEAPALLOC,) + (GROW,) + _REFILL,
     ("mheap", LARGEALLOC): (HEAPALLOC, LARGEALLOC, MALLOCGC),
+    # Go 1.14: allocSpan refills the P's page cache (allocToCache) under the heap lock.
+    ("mheap", PAGECACHE): (PAGECACHE, "runtime.(*mheap).allocSpan", HEAPALLOC, GROW) + _REFILL,
     ("mheap", FREESPAN): (FREESPAN, SWEEP, GCSTART),
     ("sched", ACQUIREP): (ACQUIREP, "runtime.schedule"),
     ("sched", RELEASEP): (RELEASEP, "runtime.handoffp"),
@@ -70,7 +73,8 @@ GO_FILES = {
     "runtime.(*mcache).refill": "runtime/mcache.go", "runtime.(*mcache).nextFree": "runtime/malloc.go",
     "runtime.(*mcache).releaseAll": "runtime/mcache.go", MCACHELOCK: "runtime/mcache.go",
     CACHESPAN: "runtime/mcentral.go", UNCACHESPAN: "runtime/mcentral.go", GROW: "runtime/mcentral.go",
-    HEAPALLOC: "runtime/mheap.go", FREESPAN: "runtime/mheap.go", SWEEP: "runtime/mgcsweep.go",
+    HEAPALLOC: "runtime/mheap.go", "runtime.(*mheap).allocSpan": "runtime/mheap.go",
+    PAGECACHE: "runtime/mpagecache.go", FREESPAN: "runtime/mheap.go", SWEEP: "runtime/mgcsweep.go",
     GCSTART: "runtime/mgc.go", "runtime.flushallmcaches": "runtime/mstats.go",
     ACQUIREP: "runtime/proc.go", RELEASEP: "runtime/proc.go", STOPTHEWORLD: "runtime/proc.go",
     "runtime.schedule": "runtime/proc.go", "runtime.handoffp": "runtime/proc.go",
@@ -78,9 +82,13 @@ GO_FILES = {
 }
 
 
-def site_stack(lock_class, site):
-    """The Go call stack (leaf first) of lock `lock_class` taken at call site `site`."""
-    return SITE_STACKS.get((lock_class, site), (site,))
+def site_stack(lock_class, site, mcache="lockfree"):
+    """The Go call stack (leaf first) of lock `lock_class` taken at call site `site`. In the
+    "none" mcache mode mallocgc takes its object from the mcentral directly, no refill between."""
+    stack = SITE_STACKS.get((lock_class, site), (site,))
+    if mcache == "none" and stack[-len(_REFILL):] == _REFILL:
+        stack = stack[:-len(_REFILL)] + (CACHESPAN, MALLOCGC)
+    return stack
 
 
 # -- Runtime construction with the comparison modes --------------------------------------------
@@ -189,7 +197,7 @@ class Profile:
         locks = rt.lockstats()          # before memstats, whose stop-the-world takes sched
         ms = rt.memstats().as_dict()
         config = dict(result.config)
-        config.update(modes or DEFAULT_MODES)
+        config.update(modes or getattr(rt, "modes", None) or DEFAULT_MODES)
         config["mode"] = mode_label(config["mcache"], config["mcentral"], config["pagecache"])
         return cls(config, result.as_dict(), locks, ms, process=process,
                    started_ns=started_ns or time.time_ns() - int(result.elapsed * 1e9))
@@ -216,12 +224,11 @@ class Profile:
             out.append(("mcache", "mcache (all Ps)", ls["mcache"]))
         return out
 
-    @staticmethod
-    def _row(lock_class, instance, name, stats):
+    def _row(self, lock_class, instance, name, stats):
         total_wait = stats["wait_ns"]
         sites = []
         for site, v in stats["sites"].items():
-            sites.append({"site": site, "stack": list(site_stack(lock_class, site)),
+            sites.append({"site": site, "stack": list(self._stack(lock_class, site)),
                           "acquisitions": v["acquisitions"], "contended": v["contended"],
                           "contended_rate": v["contended"] / v["acquisitions"] if v["acquisitions"] else 0.0,
                           "wait_ns": v["wait_ns"],
@@ -243,6 +250,9 @@ class Profile:
             "sites": sites,
         }
 
+    def _stack(self, lock_class, site):
+        return site_stack(lock_class, site, self.config.get("mcache", "lockfree"))
+
     def lock_classes(self):
         """One row per lock class: all mcentrals, mheap, sched, and all mcaches if present."""
         return [self._row(c, None, name, s) for c, name, s in self._classes()]
@@ -259,7 +269,7 @@ class Profile:
         for c, _, _, labels, s in self._instances():
             for site, v in s["sites"].items():
                 if v["contended"] or v["wait_ns"]:
-                    out.append(Sample(site_stack(c, site), v["contended"], v["wait_ns"], labels))
+                    out.append(Sample(self._stack(c, site), v["contended"], v["wait_ns"], labels))
         return out
 
     def pprof(self):
@@ -362,10 +372,12 @@ class Profile:
                    f"pauses {_ns(gc['pause_total_ns'])} total, {_ns(gc['pause_max_ns'])} max")
         out.append("")
 
-        classes = self.lock_classes()
+        # The mcache locks are only taken in the "locked" mode: no empty row otherwise.
+        shown = [(c, name, s) for c, name, s in self._classes()
+                 if c != "mcache" or s["acquisitions"] or self.config.get("mcache") == "locked"]
+        classes = [self._row(c, None, name, s) for c, name, s in shown]
         out.append("lock classes")
-        out.append(format_lock_table(None, rows=[(name, s) for _, name, s in self._classes()],
-                                     detail=True))
+        out.append(format_lock_table(None, rows=[(name, s) for _, name, s in shown], detail=True))
         out.append("")
 
         inst = [(name, s) for c, _, name, _, s in self._instances()
@@ -374,8 +386,9 @@ class Profile:
                                               x[1]["acquisitions"]), reverse=True)
         out.append(f"lock instances (busiest first; {len(inst)} mcentral/mcache locks were taken"
                    + (f", {len(inst) - top} more not shown" if len(inst) > top else "") + ")")
-        out.append(format_lock_table(None, rows=[(f"  {n}", s) for n, s in busiest[:top]],
-                                     detail=True).rsplit("\n", 1)[0])
+        if busiest:
+            out.append(format_lock_table(None, rows=[(f"  {n}", s) for n, s in busiest[:top]],
+                                         detail=True).rsplit("\n", 1)[0])
         out.append("")
 
         rows, stacks = [], []
@@ -395,8 +408,10 @@ class Profile:
 
         out.append("wait times (log2 buckets, one character per doubling; p50/p99 are bucket bounds)")
         hist_rows = []
-        for row in classes + [self._row(c, i, n, s) for c, i, n, _, s in self._instances()
-                              if c in ("mcentral", "mcache") and s["contended"]][:top]:
+        waited = sorted((self._row(c, i, n, s) for c, i, n, _, s in self._instances()
+                         if c in ("mcentral", "mcache") and s["contended"]),
+                        key=lambda row: (row["wait_ns"], row["contended"]), reverse=True)
+        for row in classes + waited[:top]:
             if row["contended"]:
                 name = row["name"] if row["instance"] is None else f"  {row['name']}"
                 hist_rows.append([name, f"{row['contended']:,}", f"<{_ns(row['wait_p50_ns'])}",
@@ -443,6 +458,9 @@ def register(sub):
                        "acquisitions, contention, waits, holds, call sites; per M: lock waits, "
                        "context switches, CPU time.")
     _add_workload_args(p)
+    for action in p._actions:
+        if action.dest == "large_share":
+            action.help = "share of objects over 32 KiB (default 0.001 with the default mix, else 0)"
     p.add_argument("--size", type=int, default=None, help="one object size instead of --sizes")
     p.add_argument("--ops", type=int, default=None, help="allocations per M instead of --duration")
     p.add_argument("--mcache", choices=MCACHE_MODES, default="lockfree", help="mcache mode (default lockfree)")
