@@ -82,6 +82,9 @@ cdef class MCache:
     """A P's span cache (a view; exact only while the world is stopped or the P idle)."""
 
     def spans(self):
+        if self.owner.closed:
+            from goruntime.errors import GoRuntimeError
+            raise GoRuntimeError("runtime closed")
         return mcache_spans(self.c)
 
     @property

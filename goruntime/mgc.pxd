@@ -7,4 +7,4 @@ cdef void gcStart(runtime_t* rt, p_t* mine) noexcept nogil
 cdef bint gcTryStart(runtime_t* rt, p_t* mine) noexcept nogil
 cdef void flushallmcaches(runtime_t* rt) noexcept nogil
 cdef void set_heap_goal(runtime_t* rt) noexcept nogil
-cdef list verify_heap(runtime_t* rt)
+cdef tuple verify_heap(runtime_t* rt)

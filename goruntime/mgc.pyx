@@ -280,7 +280,7 @@ def _verify_spanset(uintptr_t h_addr, uintptr_t c_addr, int spc, place, list pro
                 problems.append(p)
 
 
-cdef list verify_heap(runtime_t* rt):
+cdef tuple verify_heap(runtime_t* rt):
     """Checks the heap's invariants; the world is stopped. Returns the problems found.
 
     Every in-use span is in exactly one place (an mcache, an mcentral list or
@@ -393,4 +393,4 @@ cdef list verify_heap(runtime_t* rt):
             problems.append(f"span {addr:#x} holds pages but is in no list, mcache or large list")
     if inuse_pages != h.pages_inuse:
         problems.append(f"{inuse_pages} pages are in spans but the heap counts {h.pages_inuse}")
-    return problems
+    return problems, len(places)

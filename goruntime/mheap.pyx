@@ -402,8 +402,7 @@ cdef class MHeap:
     def arenas(self):
         """(base, size) of each reservation, in address order."""
         self._check()
-        with nogil:
-            lock(&self.h.lock, SITE_OTHER)
+        lock(&self.h.lock, SITE_OTHER)
         try:
             return [(self.h.regions[self.h.order[k]].base,
                      self.h.regions[self.h.order[k]].end - self.h.regions[self.h.order[k]].base)
@@ -417,8 +416,7 @@ cdef class MHeap:
         cdef heapregion_t* r
         cdef size_t i, start
         runs = []
-        with nogil:
-            lock(&self.h.lock, SITE_OTHER)
+        lock(&self.h.lock, SITE_OTHER)
         try:
             for k in range(self.h.nregions):
                 r = &self.h.regions[self.h.order[k]]
@@ -450,16 +448,17 @@ cdef class MHeap:
         cdef heapregion_t* r
         cdef uintptr_t a
         cdef bint touch = prefault
-        with nogil:
-            lock(&self.h.lock, SITE_OTHER)
-            err = _grow(self.h, npages)
-            if err == 0 and touch:
-                r = &self.h.regions[self.h.nregions - 1]
-                a = r.base
-                while a < r.end:
-                    (<char*>a)[0] = 0
-                    a += 4096
-            unlock(&self.h.lock)
+        # The GIL stays held: heap-lock holders never wait for it, and close()
+        # cannot release the heap under us.
+        lock(&self.h.lock, SITE_OTHER)
+        err = _grow(self.h, npages)
+        if err == 0 and touch:
+            r = &self.h.regions[self.h.nregions - 1]
+            a = r.base
+            while a < r.end:
+                (<char*>a)[0] = 0
+                a += 4096
+        unlock(&self.h.lock)
         if err:
             raise MemoryError(f"cannot reserve {nbytes} bytes for the heap")
 
@@ -468,8 +467,7 @@ cdef class MHeap:
         self._check()
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**32:
             raise ValueError(f"n must be an int in 0..2**32-1, not {n!r}")
-        with nogil:
-            lock(&self.h.lock, SITE_OTHER)
+        lock(&self.h.lock, SITE_OTHER)
         self.h.fail_reserves = n
         unlock(&self.h.lock)
 

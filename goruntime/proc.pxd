@@ -28,13 +28,16 @@ cdef void m_end(m_t* mp) noexcept nogil
 
 cdef inline bint safepoint(runtime_t* rt, m_t* mp) noexcept nogil:
     """An M's check before each allocation: park for a stop-the-world, or hand
-    the P to a waiting M after a 10 ms slice. False once the runtime is closed."""
+    the P to a waiting M after a 10 ms slice. False once the runtime is closed
+    (the M still holds its P then, unless it was parked)."""
     if load_relaxed32(&rt.sched.gcwaiting):
         gcstopm(rt, mp)
         return mp.p != NULL
     mp.tick += 1
-    if (mp.tick & 255) == 0 and load_relaxed32(&rt.sched.nmwaiting) != 0:
-        if nanotime() - mp.slice_start >= PREEMPT_NS:
+    if (mp.tick & 255) == 0:
+        if load_relaxed32(&rt.sched.closed):
+            return False
+        if load_relaxed32(&rt.sched.nmwaiting) != 0 and nanotime() - mp.slice_start >= PREEMPT_NS:
             handoffp(rt, mp)
             return mp.p != NULL
     return True

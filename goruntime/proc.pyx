@@ -243,7 +243,7 @@ cdef void entersyscall(runtime_t* rt, m_t* mp) noexcept nogil:
 cdef void sched_close(runtime_t* rt) noexcept nogil:
     """Wakes every M waiting for a P; they see the runtime closed and give up."""
     lock(&rt.sched.lock, SITE_STW)
-    rt.sched.closed = 1
+    store32(&rt.sched.closed, 1)
     pthread_cond_broadcast(&rt.sched.pidle_cond)
     unlock(&rt.sched.lock)
 
@@ -291,7 +291,7 @@ cdef class P:
 
     @property
     def mcache(self):
-        return make_MCache(self, &self.p.mcache)
+        return make_MCache(self.owner, &self.p.mcache)
 
     def __repr__(self):
         return f"<P {self.id} {self.status.name}>"

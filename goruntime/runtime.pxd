@@ -11,13 +11,13 @@ cdef class Runtime:
     cdef readonly bint closed
     cdef readonly dict modes
     cdef bint _ready              # every structure allocated and initialised
-    cdef object _runs             # threading.Condition guarding _active_runs
-    cdef int _active_runs
+    cdef object _calls            # threading.Condition: close() waits for _inflight == 0
+    cdef int _inflight            # calls that released the GIL (see _begin_call)
     cdef object __weakref__
 
     cdef p_t* _enter(self, m_t* scratch) except NULL
     cdef void _leave(self, m_t* mp) noexcept
     cdef void _check_open(self) except *
-    cdef void _begin_run(self) except *
-    cdef void _end_run(self) noexcept
+    cdef void _begin_call(self) except *
+    cdef void _end_call(self) noexcept
     cdef int _check_extent(self, object addr, size_t want) except -1

@@ -98,8 +98,10 @@ cdef class _Proc:
         memset(&self.m, 0, sizeof(m_t))
         self.m.id = -1
         if not try_acquirep(rt.rt, &self.m):
+            rt._begin_call()
             with nogil:
                 acquirep(rt.rt, &self.m)
+            rt._end_call()
             if self.m.p == NULL:
                 raise GoRuntimeError("runtime closed")
         entersyscall(rt.rt, &self.m)
@@ -188,8 +190,8 @@ cdef class Runtime:
         self.ps = tuple(ps)
         sched_init(rt)
         set_heap_goal(rt)
-        self._runs = threading.Condition()
-        self._active_runs = 0
+        self._calls = threading.Condition()
+        self._inflight = 0
         self._ready = True
         self.closed = False
 
@@ -242,8 +244,10 @@ cdef class Runtime:
             mp.id = -1
             if try_acquirep(self.rt, mp):
                 return mp.p
+        self._begin_call()
         with nogil:
             acquirep(self.rt, mp)
+        self._end_call()
         if mp.p == NULL:
             raise GoRuntimeError("runtime closed")
         return mp.p
@@ -255,15 +259,17 @@ cdef class Runtime:
         else:
             releasep(self.rt, mp)
 
-    cdef void _begin_run(self) except *:
-        with self._runs:
-            self._check_open()
-            self._active_runs += 1
+    # A call that releases the GIL is counted in flight, so that close() can
+    # wait for it before it releases the heap. Both run with the GIL held.
+    cdef void _begin_call(self) except *:
+        self._check_open()
+        self._inflight += 1
 
-    cdef void _end_run(self) noexcept:
-        with self._runs:
-            self._active_runs -= 1
-            self._runs.notify_all()
+    cdef void _end_call(self) noexcept:
+        self._inflight -= 1
+        if self.closed and self._inflight == 0:
+            with self._calls:
+                self._calls.notify_all()
 
     # -- allocation ----------------------------------------------------------
 
@@ -289,13 +295,17 @@ cdef class Runtime:
         n = size
         pp = self._enter(&scratch)
         if n > MAX_SMALL_SIZE:
+            self._begin_call()
             with nogil:     # a large object may need zeroing: not under the GIL
                 x = mallocgc(self.rt, pp, n, ns, &gc)
+            self._end_call()
         else:
             x = mallocgc(self.rt, pp, n, ns, &gc)
         if gc:
+            self._begin_call()
             with nogil:
                 gcTryStart(self.rt, pp)
+            self._end_call()
         self._leave(&scratch)
         if x == 0:
             raise MemoryError(f"cannot allocate {size} bytes: the heap cannot grow")
@@ -366,15 +376,16 @@ cdef class Runtime:
 
     def gc(self):
         """A full stop-the-world collection: flush every mcache, sweep every span."""
-        self._check_open()
+        self._begin_call()
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
             gcStart(self.rt, NULL)
             pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        self._end_call()
 
     def memstats(self):
         """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats)."""
-        self._check_open()
+        self._begin_call()
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
             stopTheWorld(self.rt, NULL)
@@ -384,25 +395,28 @@ cdef class Runtime:
             with nogil:
                 startTheWorld(self.rt, NULL)
                 pthread_mutex_unlock(&self.rt.sched.gc_sema)
+            self._end_call()
 
     def verify(self):
         """Stops the world and checks every heap invariant (see mgc.verify_heap).
 
         Returns the number of in-use spans checked; raises GoRuntimeError naming
         the first broken invariant."""
-        self._check_open()
+        self._begin_call()
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
             stopTheWorld(self.rt, NULL)
         try:
-            problems = verify_heap(self.rt)
+            problems, nspans = verify_heap(self.rt)
         finally:
             with nogil:
                 startTheWorld(self.rt, NULL)
                 pthread_mutex_unlock(&self.rt.sched.gc_sema)
+            self._end_call()
         if problems:
             raise GoRuntimeError(f"heap invariant broken: {problems[0]}"
                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        return nspans
 
     def lockstats(self):
         """Counters of every runtime lock: mheap, scheduler, each mcentral, and all mcentrals summed."""
@@ -443,18 +457,16 @@ cdef class Runtime:
         return None if self.rt.gogc < 0 else self.rt.gogc
 
     def close(self):
-        """Releases the heap. Waits for running workloads, which stop early; any later call raises."""
+        """Releases the heap. Waits for calls in flight on other threads (running
+        workloads stop at their next safe point); any later call raises."""
         if self.closed:
             return
         self.closed = True
         with nogil:
             sched_close(self.rt)
-        with self._runs:
-            while self._active_runs:
-                self._runs.wait()
-        with nogil:
-            pthread_mutex_lock(&self.rt.sched.gc_sema)
-            pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        with self._calls:
+            while self._inflight:
+                self._calls.wait()
         self._release_heap()
 
     def __enter__(self):

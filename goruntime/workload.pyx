@@ -331,7 +331,7 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
               "large_share": large, "large_sizes": [large_lo, large_hi], "seed": seed,
               "sizeclasses": rt.sizeclasses.version, "gogc": rt.gogc}
 
-    rt._begin_run()
+    rt._begin_call()
     try:
         if cfg.dist.kind == SIZES_WEIGHTED:
             cfg.dist.n = len(sizes)
@@ -384,7 +384,7 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
             c_free(works)
         c_free(cfg.dist.sizes)
         c_free(cfg.dist.cumweights)
-        rt._end_run()
+        rt._end_call()
 
     per_m = [m.stats() for m in workers]
     _raise_errors(workers, config)

@@ -88,7 +88,12 @@ def assert_memstats_invariants(ms, rt=None):
     assert ms.PauseTotalNs >= sum(ms.PauseNs)
     assert ms.HeapGrows * ARENA <= ms.HeapSys
 
+    assert ms.MSpanInuse <= ms.MSpanSys
+    if ms.HeapInuse == 0:
+        assert ms.MSpanInuse == 0 and ms.GCSys == 0, ms
+
     if rt is not None:
+        rt.verify()                                 # raises GoRuntimeError on a broken invariant
         arenas = rt.heap.arenas
         assert sum(size for _, size in arenas) == ms.HeapSys
         assert len(arenas) == ms.HeapGrows

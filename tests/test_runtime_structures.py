@@ -1,8 +1,11 @@
 """One structure at a time: size classes, mspan slots, the tiny allocator, mcache
 refills, large objects, the page allocator and the sweeper."""
+import bisect
+import random
+
 import pytest
 
-from goruntime import Runtime
+from goruntime import GoRuntimeError, Runtime
 from conftest import PAGE, MAX_SMALL, VERSIONS, assert_memstats_invariants, held_p
 
 # size -> (size class, class size) for each table; None: a large object (class 0).
@@ -539,3 +542,197 @@ def test_sizeclasses_name_forms(version):
     with Runtime(gomaxprocs=1, sizeclasses=version, gogc=None) as r:
         assert r.sizeclasses.version in VERSIONS
         assert r.sizeclasses.version.endswith(str(version).removeprefix("go"))
+
+
+# -- GC pacing --------------------------------------------------------------------
+
+def test_gogc_paces_collections():
+    mib = 1 << 20
+    with Runtime(gomaxprocs=1, gogc=100) as r:
+        assert r.memstats().NextGC == 4 * mib      # the minimum heap goal
+        xs = []
+        for k in range(1, 10):
+            xs.append(r.malloc(mib))               # 128 pages: exactly 1 MiB of heap
+            # The heap reaches 4 MiB at the 4th object, then 2 x 4 MiB at the 8th.
+            assert r.memstats().NumGC == (0 if k < 4 else 1 if k < 8 else 2), k
+        ms = r.memstats()
+        assert ms.NextGC == 16 * mib
+        assert ms.HeapAlloc == 9 * mib
+        for x in xs:
+            r.free(x)
+        r.gc()
+        ms = r.memstats()
+        assert ms.NextGC == 4 * mib and ms.HeapAlloc == 0 and ms.NumGC == 3
+        assert_memstats_invariants(ms, r)
+
+
+@pytest.mark.parametrize("gogc,goal_mib", [(50, 18), (100, 24), (200, 36)])
+def test_heap_goal_after_gc(gogc, goal_mib):
+    mib = 1 << 20
+    with Runtime(gomaxprocs=1, gogc=gogc) as r:
+        for _ in range(3):
+            r.malloc(4 * mib)
+        r.gc()
+        ms = r.memstats()
+        assert ms.HeapAlloc == 12 * mib
+        assert ms.NextGC == goal_mib * mib
+        assert ms.HeapLive == ms.HeapAlloc          # right after a collection
+
+
+def test_gc_off_never_collects_on_its_own(rt):
+    xs = [rt.malloc(1 << 20) for _ in range(40)]
+    ms = rt.memstats()
+    assert ms.NumGC == 0 and ms.NextGC == 0
+    assert ms.HeapAlloc == 40 << 20
+    for x in xs:
+        rt.free(x)
+
+
+# -- more large-object and tiny cases -----------------------------------------------
+
+def test_freed_large_pages_are_reused_only_after_gc(rt):
+    x = rt.malloc(40000)
+    rt.free(x)
+    y = rt.malloc(40000)
+    assert y != x and rt.heap.span_of(x)["base"] == x
+    rt.gc()
+    assert rt.heap.span_of(x) is None
+    assert rt.malloc(40000) == x
+
+
+def test_large_object_bigger_than_an_arena(rt):
+    size = 100 << 20
+    x = rt.malloc(size)
+    span = rt.heap.span_of(x)
+    assert span["npages"] == size // PAGE and span["base"] == x
+    [(base, reserved)] = rt.heap.arenas
+    assert base == x and reserved == 128 << 20       # one reservation of two arenas
+    assert rt.read(x, 4096) == bytes(4096)
+    rt.write(x, b"end")
+    y = rt.malloc(64)                                # small spans use the rest of it
+    assert y == x + size
+    ms = rt.memstats()
+    assert ms.HeapSys == 128 << 20 and ms.HeapInuse == size + PAGE
+    assert_memstats_invariants(ms, rt)
+    rt.free(x)
+    rt.free(y)
+    rt.gc()
+    assert rt.heap.free_runs() == [(base, (128 << 20) // PAGE)]
+
+
+def test_tiny_double_free_detected_while_block_lives(rt):
+    with rt.proc():
+        a = rt.malloc(4, noscan=True)
+        b = rt.malloc(4, noscan=True)
+    rt.free(a)
+    rt.gc()                                          # b keeps the block alive
+    with pytest.raises(GoRuntimeError, match="double free"):
+        rt.free(a)
+    with pytest.raises(GoRuntimeError):
+        rt.read(a, 1)
+    assert rt.read(b, 4) == bytes(4)
+    rt.free(b)
+    rt.gc()
+    with pytest.raises(GoRuntimeError):
+        rt.free(b)                                   # the block is gone
+    assert rt.memstats().HeapObjects == 0
+
+
+# -- the heap verifier --------------------------------------------------------------
+
+def test_verify_counts_in_use_spans(rt):
+    assert rt.verify() == 0
+    with rt.proc():
+        for _ in range(3):
+            rt.malloc(64)                            # one span
+        for _ in range(4):
+            rt.malloc(4, noscan=True)                # one tiny span
+        rt.malloc(40000)                             # one large span
+        # Checked while the spans are still cached by this thread's P.
+        assert rt.verify() == 3
+    rt.memstats()                                    # flushed to the mcentrals
+    assert rt.verify() == 3
+
+
+# -- a random walk against a model of the heap ----------------------------------------
+
+MODEL_SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 25, 32, 48, 64, 100, 128, 256, 500,
+               1024, 1025, 2048, 4000, 8192, 10000, 32768, 32769, 50000, 100000]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_operations_against_a_model(rt_sc, seed):
+    """Random mallocs, writes, frees, collections and snapshots, checked against a
+    plain Python model: live objects never overlap, keep their bytes, start zeroed,
+    and freed memory is not handed out again before a collection."""
+    rt = rt_sc
+    rng = random.Random(seed)
+    live = {}                       # addr -> (size, contents)
+    starts = []                     # sorted live and freed-but-unswept extents: (addr, end)
+    unswept = set()                 # freed since the last gc
+    mallocs = 0
+
+    def overlaps(a, end):
+        i = bisect.bisect_left(starts, (a, 0))
+        for j in (i - 1, i):
+            if 0 <= j < len(starts):
+                b, e = starts[j]
+                if b < end and a < e:
+                    return (b, e)
+        return None
+
+    def drop(a):
+        size, data = live.pop(a)
+        assert rt.read(a, size) == data, f"object {a:#x} changed while live"
+        rt.free(a)
+        unswept.add(a)
+
+    with rt.proc():
+        for step in range(3000):
+            op = rng.random()
+            if op < 0.55 or not live:
+                size = rng.choice(MODEL_SIZES)
+                noscan = rng.random() < 0.5
+                a = rt.malloc(size, noscan=noscan)
+                mallocs += 1
+                hit = overlaps(a, a + size)
+                assert hit is None, f"step {step}: [{a:#x}, +{size}) overlaps {hit}"
+                assert rt.read(a, size) == bytes(size), f"step {step}: {a:#x} not zeroed"
+                data = rng.randbytes(size)
+                rt.write(a, data)
+                live[a] = (size, data)
+                bisect.insort(starts, (a, a + size))
+            elif op < 0.93:
+                drop(rng.choice(list(live)))
+            elif op < 0.97:
+                rt.gc()
+                # Swept: the freed extents may be reused from now on.
+                starts = sorted((a, a + live[a][0]) for a in live)
+                unswept.clear()
+            else:
+                ms = rt.memstats()
+                assert_memstats_invariants(ms, rt if op > 0.995 else None)
+                assert ms.Mallocs == mallocs
+        for a in list(live):
+            drop(a)
+    rt.gc()
+    ms = rt.memstats()
+    assert ms.HeapObjects == 0 and ms.HeapInuse == 0 and ms.Mallocs == ms.Frees == mallocs
+    assert_memstats_invariants(ms, rt)
+
+
+def test_runtime_shape():
+    with Runtime(gomaxprocs=3, gogc=50, sizeclasses="go1.19") as r:
+        assert r.gomaxprocs == 3 and r.gogc == 50
+        assert [p.id for p in r.ps] == [0, 1, 2]
+        assert len(r.centrals) == r.sizeclasses.num_span_classes
+        assert [c.spanclass for c in r.centrals] == list(range(r.sizeclasses.num_span_classes))
+        assert all(c.sizeclass == c.spanclass >> 1 and c.noscan == bool(c.spanclass & 1)
+                   for c in r.centrals)
+        assert r.heap.arenas == [] and r.heap.free_runs() == []
+        ms = r.memstats()
+        assert ms.HeapSys == 0 and ms.Mallocs == 0 and len(ms.BySize) == 67
+        assert_memstats_invariants(ms, r)
+    with Runtime(gomaxprocs=1, gogc=None) as r:
+        assert r.gogc is None and not r.closed
+    assert r.closed
