@@ -65,6 +65,19 @@ cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
     return nfreed
 
 
+cdef void _free_spans(mheap_t* h, mspan_t* dead) noexcept nogil:
+    """Returns a chain (linked by next) of empty spans' pages to the heap."""
+    cdef mspan_t* nxt
+    if dead == NULL:
+        return
+    lock(&h.lock, SITE_FREESPAN)
+    while dead != NULL:
+        nxt = dead.next
+        mheap_freeSpanLocked(h, dead)
+        dead = nxt
+    unlock(&h.lock)
+
+
 cdef uint64_t _sweep_central(runtime_t* rt, mcentral_t* c) noexcept nogil:
     """Sweeps every span of one mcentral; returns the live bytes left in them.
 
@@ -101,13 +114,7 @@ cdef uint64_t _sweep_central(runtime_t* rt, mcentral_t* c) noexcept nogil:
                 live += <uint64_t>s.allocCount * s.elemsize
             s = nxt
     unlock(&c.lock)
-    if dead != NULL:
-        lock(&h.lock, SITE_FREESPAN)
-        while dead != NULL:
-            nxt = dead.next
-            mheap_freeSpanLocked(h, dead)
-            dead = nxt
-        unlock(&h.lock)
+    _free_spans(h, dead)
     return live
 
 
@@ -139,13 +146,7 @@ cdef uint64_t _sweep_central_spanset(runtime_t* rt, mcentral_t* c) noexcept nogi
                     spanset_push(fullSwept(c, sg), s)
             s = spanset_pop(sets[k])
         spanset_reset(sets[k])
-    if dead != NULL:
-        lock(&h.lock, SITE_FREESPAN)
-        while dead != NULL:
-            nxt = dead.next
-            mheap_freeSpanLocked(h, dead)
-            dead = nxt
-        unlock(&h.lock)
+    _free_spans(h, dead)
     return live
 
 
