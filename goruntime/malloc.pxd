@@ -2,9 +2,9 @@
 # lock (tiny allocator for noscan objects under 16 B, then nextFreeFast on the
 # cached span); only a full span goes to the mcentral, and objects over 32 KiB
 # go straight to the mheap.
-from libc.stdint cimport uint16_t, uintptr_t
+from libc.stdint cimport uint16_t, uint32_t, uintptr_t
 from libc.string cimport memset
-from goruntime.sys cimport load64, load_relaxed16, store_relaxed16
+from goruntime.sys cimport load64, load_relaxed32, store_relaxed32
 from goruntime.mspan cimport mspan_t, nextFreeFast
 from goruntime.mcache cimport mcache_t, mcache_nextFree
 from goruntime.sizeclasses cimport (size_to_class, MAX_SMALL_SIZE, TINY_SIZE,
@@ -26,11 +26,12 @@ cdef inline bint gc_trigger(runtime_t* rt) noexcept nogil:
     return rt.gogc >= 0 and load64(&rt.heap.heap_live) >= rt.heap_goal
 
 
-cdef inline void tiny_mark_start(mspan_t* s, uintptr_t x) noexcept nogil:
-    # Records where a tiny object starts so that free() can tell it from an
-    # interior pointer; only the owning P writes this word.
-    cdef uint16_t* w = &s.tinyStarts[(x - s.startAddr) >> 4]
-    store_relaxed16(w, load_relaxed16(w) | <uint16_t>(1 << (x & 15)))
+cdef inline void tiny_mark(mspan_t* s, uintptr_t x, size_t size) noexcept nogil:
+    # Records where a tiny object starts and ends, so that free() can tell it
+    # from an interior pointer and read/write stay inside it; only the owning P
+    # writes this word.
+    cdef uint32_t* w = &s.tinyObjs[(x - s.startAddr) >> 4]
+    store_relaxed32(w, load_relaxed32(w) | (<uint32_t>1 << (x & 15)) | (<uint32_t>1 << (16 + ((x + size - 1) & 15))))
 
 
 cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bint noscan, bint* refilled) noexcept nogil:
@@ -50,7 +51,7 @@ cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bi
             x = c.tiny + off
             c.tinyoffset = off + size
             c.tinyallocs += 1
-            tiny_mark_start(c.tinyspan, x)
+            tiny_mark(c.tinyspan, x, size)
             return x
         s = c.alloc[TINY_SPAN_CLASS]
         x = nextFreeFast(s)
@@ -60,7 +61,7 @@ cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bi
                 return 0
             s = c.alloc[TINY_SPAN_CLASS]
         memset(<void*>x, 0, TINY_SIZE)
-        tiny_mark_start(s, x)
+        tiny_mark(s, x, size)
         c.nmalloc[TINY_SIZE_CLASS] += 1
         if size < c.tinyoffset or c.tiny == 0:
             c.tiny = x

@@ -1,7 +1,7 @@
 # cython: language_level=3
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from libc.string cimport memset
-from goruntime.sys cimport xadd64, or64, or16, load_relaxed16
+from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64
 from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE
 from goruntime.mcentral cimport mcentral_allocObject
 from goruntime.runtime2 cimport MCACHE_NONE
@@ -85,7 +85,7 @@ cdef inline int _locate(runtime_t* rt, uintptr_t addr, mspan_t** sp, uint32_t* i
 
 
 cdef inline bint _is_tiny_block(mspan_t* s, uint32_t idx) noexcept nogil:
-    return s.tinyStarts != NULL and load_relaxed16(&s.tinyStarts[idx]) != 0
+    return s.tinyObjs != NULL and load_relaxed32(&s.tinyObjs[idx]) != 0
 
 
 cdef int free_object(runtime_t* rt, uintptr_t addr) noexcept nogil:
@@ -101,7 +101,7 @@ cdef int free_object(runtime_t* rt, uintptr_t addr) noexcept nogil:
         return err
     if _is_tiny_block(s, idx):
         tbit = <uint16_t>(1 << rem)
-        if not (load_relaxed16(&s.tinyStarts[idx]) & tbit):
+        if not (load_relaxed32(&s.tinyObjs[idx]) & tbit):
             return FREE_BAD_POINTER
         if or16(&s.tinyFreed[idx], tbit) & tbit:
             return FREE_DOUBLE_FREE
@@ -119,22 +119,18 @@ cdef int object_extent(runtime_t* rt, uintptr_t addr, size_t* size) noexcept nog
     cdef mspan_t* s
     cdef uint32_t idx
     cdef uintptr_t rem
-    cdef uint16_t starts, tbit
-    cdef uintptr_t nxt
+    cdef uint32_t objs
+    cdef uint16_t tbit
     cdef int err = _locate(rt, addr, &s, &idx, &rem)
     if err != FREE_OK:
         return err
     if _is_tiny_block(s, idx):
-        starts = load_relaxed16(&s.tinyStarts[idx])
+        objs = load_relaxed32(&s.tinyObjs[idx])
         tbit = <uint16_t>(1 << rem)
-        if not (starts & tbit) or (load_relaxed16(&s.tinyFreed[idx]) & tbit):
+        if not (objs & tbit) or (load_relaxed16(&s.tinyFreed[idx]) & tbit):
             return FREE_BAD_POINTER
-        # A tiny object reaches to the next object in its block, or the block end.
-        size[0] = TINY_SIZE - rem
-        for nxt in range(rem + 1, TINY_SIZE):
-            if starts & (1 << nxt):
-                size[0] = nxt - rem
-                break
+        # The object's last byte is the first end mark at or after its start.
+        size[0] = ctz64((objs >> 16) >> rem) + 1
         return FREE_OK
     if rem != 0 or slot_freed(s, idx):
         return FREE_BAD_POINTER

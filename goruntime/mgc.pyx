@@ -39,12 +39,12 @@ cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
     cdef uint32_t w, i, nfreed = 0, count = 0
     cdef uint64_t allocated
     cdef uint64_t* tmp
-    if s.tinyStarts != NULL:
+    if s.tinyObjs != NULL:
         # A 16 B tiny block dies only when every object packed into it is dead.
         for i in range(s.nelems):
-            if s.tinyStarts[i] != 0 and s.tinyFreed[i] == s.tinyStarts[i]:
+            if s.tinyObjs[i] != 0 and s.tinyFreed[i] == (s.tinyObjs[i] & 0xFFFF):
                 s.freedBits[i >> 6] |= (<uint64_t>1) << (i & 63)
-                s.tinyStarts[i] = 0
+                s.tinyObjs[i] = 0
                 s.tinyFreed[i] = 0
     for w in range(s.nwords):
         allocated = s.allocBits[w] | _below(s.freeindex, w)

@@ -37,7 +37,8 @@ cdef struct mspan:
     uintptr_t startAddr
     uintptr_t elemsize
     uint64_t* allocBits
-    uint16_t* tinyStarts        # tiny span class only: object starts per 16 B block
+    uint32_t* tinyObjs          # tiny span class only, per 16 B block: object first
+                                # bytes (low 16 bits) and last bytes (high 16 bits)
 
     mspan* next
     mspan* prev

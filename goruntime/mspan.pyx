@@ -18,9 +18,8 @@ cdef int span_alloc_bits(mspan_t* s) noexcept nogil:
     cdef size_t words = (s.nelems + 63) // 64
     cdef size_t bitmap = words * 8
     cdef bint tiny = s.spanclass == TINY_SPAN_CLASS
-    cdef size_t tinymap = s.nelems * 2 if tiny else 0
-    cdef size_t owner = _lines(2 * bitmap + tinymap)
-    cdef size_t foreign = _lines(bitmap + tinymap)
+    cdef size_t owner = _lines(2 * bitmap + (s.nelems * 4 if tiny else 0))
+    cdef size_t foreign = _lines(bitmap + (s.nelems * 2 if tiny else 0))
     cdef char* mem = <char*>alloc_aligned(owner + foreign)
     if mem == NULL:
         return -1
@@ -29,7 +28,7 @@ cdef int span_alloc_bits(mspan_t* s) noexcept nogil:
     s.nwords = <uint32_t>words
     s.allocBits = <uint64_t*>mem
     s.gcmarkBits = <uint64_t*>(mem + bitmap)
-    s.tinyStarts = <uint16_t*>(mem + 2 * bitmap) if tiny else NULL
+    s.tinyObjs = <uint32_t*>(mem + 2 * bitmap) if tiny else NULL
     s.freedBits = <uint64_t*>(mem + owner)
     s.tinyFreed = <uint16_t*>(mem + owner + bitmap) if tiny else NULL
     s.allocCache = ~(<uint64_t>0)
@@ -43,7 +42,8 @@ cdef void span_free_bits(mspan_t* s) noexcept nogil:
     s.bits = NULL
     s.bits_size = 0
     s.allocBits = s.gcmarkBits = s.freedBits = NULL
-    s.tinyStarts = s.tinyFreed = NULL
+    s.tinyObjs = NULL
+    s.tinyFreed = NULL
 
 
 cdef uint32_t span_count_alloc(mspan_t* s) noexcept nogil:

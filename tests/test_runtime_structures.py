@@ -189,17 +189,20 @@ def test_scan_and_16_byte_objects_are_not_tiny(rt):
     assert ms.TinyAllocs == 0 and ms.Mallocs == 5
 
 
-def test_tiny_object_extent_reaches_the_next_object(rt):
+def test_tiny_object_extent_is_its_requested_size(rt):
     with rt.proc():
-        a = rt.malloc(1, noscan=True)
-        assert rt.read(a, 16) == bytes(16)          # alone in its block: up to the end
-        b = rt.malloc(4, noscan=True)               # at a + 4
+        a = rt.malloc(3, noscan=True)
+        assert rt.read(a, 3) == bytes(3)
+        with pytest.raises(GoRuntimeError, match="overruns"):
+            rt.read(a, 4)                           # the rest of the block is not a's
+        b = rt.malloc(4, noscan=True)               # aligned to 4: at a + 4
         assert b == a + 4
-        assert rt.read(a, 4) == bytes(4)
-        rt.write(a, b"abcd")
-        rt.write(b, b"w" * 12)
-        assert rt.read(b, 12) == b"w" * 12
-        assert rt.read(a, 4) == b"abcd"
+        rt.write(a, b"abc")
+        rt.write(b, b"wxyz")
+        with pytest.raises(GoRuntimeError, match="overruns"):
+            rt.write(b, b"w" * 5)
+        assert rt.read(b, 4) == b"wxyz"
+        assert rt.read(a, 3) == b"abc"
 
 
 def test_tiny_objects_free_individually_block_reclaimed_when_all_dead(rt):
@@ -229,8 +232,9 @@ def test_tiny_objects_free_individually_block_reclaimed_when_all_dead(rt):
     # The reclaimed block is handed out again, zeroed.
     with rt.proc():
         c = rt.malloc(8, noscan=True)
-    assert c == a
-    assert rt.read(c, 16) == bytes(16)
+        d = rt.malloc(8, noscan=True)
+    assert c == a and d == a + 8
+    assert rt.read(c, 8) == bytes(8) and rt.read(d, 8) == bytes(8)
 
 
 # -- mcache refill, mcentral ------------------------------------------------------
