@@ -98,7 +98,6 @@ def main(argv=None):
     from goruntime import compare, profile
     profile.register(sub)
     compare.register(sub)
-    __import__("goruntime.stressrun").stressrun.register(sub)
     args = parser.parse_args(argv)
     try:
         args.func(args)
