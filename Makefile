@@ -34,5 +34,11 @@ run: build
 bench: build
 	$(VPY) -m goruntime.bench $(ARGS)
 
+stress: build
+	$(VPY) -m goruntime stress --duration 60 --slice 5 $(ARGS)
+
+tsan: build
+	$(VPY) tools/tsan.py $(ARGS)
+
 clean:
 	rm -rf build build-* goruntime/*.c goruntime/*.so goruntime/.built

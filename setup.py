@@ -12,7 +12,7 @@ from setuptools import Extension, setup
 from Cython.Build import cythonize
 
 MODULES = ["sys", "lock", "sizeclasses", "mspan", "mspanset", "mheap", "mcentral", "mcache", "runtime2",
-           "proc", "malloc", "mgc", "mstats", "runtime", "workload", "benchkernels"]
+           "proc", "malloc", "mgc", "mstats", "runtime", "workload", "benchkernels", "stress"]
 PYX = [m for m in MODULES if os.path.exists(f"goruntime/{m}.pyx")]
 CFLAGS = os.environ.get("GORUNTIME_CFLAGS", "-O3").split()
 LDFLAGS = os.environ.get("GORUNTIME_LDFLAGS", "").split()

@@ -95,9 +95,10 @@ def main(argv=None):
     sc = sub.add_parser("sizeclasses", help="print a size-class table like Go's sizeclasses.go")
     sc.add_argument("--go", default="1.13", help="1.13 (default) or 1.19")
     sc.set_defaults(func=cmd_sizeclasses)
-    from goruntime import compare, profile
+    from goruntime import compare, profile, stressrun
     profile.register(sub)
     compare.register(sub)
+    stressrun.register(sub)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -36,11 +36,15 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil:
     cdef size_t p
     for i in range(h.nregions):
         r = &h.regions[i]
-        for p in range(r.npages):
+        p = 0
+        while p < r.npages:
             s = r.spans[p]
             if s != NULL and s.startAddr == r.base + p * PAGE_SIZE:
+                p += s.npages           # s is freed below: read nothing of it after
                 span_free_bits(s)
                 free(s)
+            else:
+                p += 1
         munmap(<void*>r.base, r.end - r.base)
         free(r.free_bits)
         free(r.scav_bits)

@@ -18,6 +18,9 @@ cdef extern from "sys.h" nogil:
     uint16_t load_relaxed16 "gr_load_relaxed16"(const uint16_t* p) noexcept
     void store_relaxed16 "gr_store_relaxed16"(uint16_t* p, uint16_t v) noexcept
     uint64_t load_relaxed64 "gr_load_relaxed64"(const uint64_t* p) noexcept
+    void store_relaxed64 "gr_store_relaxed64"(uint64_t* p, uint64_t v) noexcept
+    uint64_t load_acquire64 "gr_load_acquire64"(const uint64_t* p) noexcept
+    void store_release64 "gr_store_release64"(uint64_t* p, uint64_t v) noexcept
     uint32_t load32 "gr_load32"(const uint32_t* p) noexcept
     void store32 "gr_store32"(uint32_t* p, uint32_t v) noexcept
     uint64_t load64 "gr_load64"(const uint64_t* p) noexcept

@@ -21,12 +21,6 @@ from goruntime.errors import GoRuntimeError
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
 
-cpdef enum KernelError:
-    KERNEL_OK = 0
-    KERNEL_OOM = 1
-    KERNEL_TAG = 2          # an object's bytes changed while it was live
-    KERNEL_FREE = 3         # free() refused an object the kernel owned
-
 cdef enum SizeKind:
     SIZES_FIXED = 0
     SIZES_RANGE = 1
@@ -54,25 +48,10 @@ ctypedef struct churn_t:
     uint32_t go             # the start gate
     uint32_t abort          # set with go when the run failed to start
 
-ctypedef struct liveobj_t:
-    uintptr_t addr
-    size_t size
-    uint64_t tag
-
 ctypedef struct mwork_t:
     churn_t* cfg
     liveobj_t* live
     uint64_t rng
-
-
-cdef inline uint64_t _rand(uint64_t* state) noexcept nogil:
-    # xorshift64*: plenty for picking sizes, and reproducible from a seed.
-    cdef uint64_t x = state[0]
-    x ^= x >> 12
-    x ^= x << 25
-    x ^= x >> 27
-    state[0] = x
-    return x * <uint64_t>0x2545F4914F6CDD1DULL
 
 
 cdef inline size_t _pick_size(churn_t* cfg, uint64_t* rng) noexcept nogil:
@@ -94,31 +73,6 @@ cdef inline size_t _pick_size(churn_t* cfg, uint64_t* rng) noexcept nogil:
         else:
             lo = mid + 1
     return cfg.dist.sizes[lo]
-
-
-cdef inline void _write_tag(uintptr_t x, size_t size, uint64_t tag) noexcept nogil:
-    if size >= 8:
-        memcpy(<void*>x, &tag, 8)
-        if size >= 16:
-            memcpy(<void*>(x + size - 8), &tag, 8)
-    else:
-        memcpy(<void*>x, &tag, size)
-
-
-cdef inline bint _tag_ok(liveobj_t* o, uint64_t* found) noexcept nogil:
-    cdef uint64_t head = 0, tail = 0
-    if o.size >= 8:
-        memcpy(&head, <void*>o.addr, 8)
-        if o.size >= 16:
-            memcpy(&tail, <void*>(o.addr + o.size - 8), 8)
-            if tail != o.tag:
-                found[0] = tail
-                return False
-        found[0] = head
-        return head == o.tag
-    memcpy(&head, <void*>o.addr, o.size)
-    found[0] = head
-    return head == (o.tag & ((<uint64_t>1 << (8 * o.size)) - 1))
 
 
 cdef inline bint _drop(runtime_t* rt, m_t* mp, liveobj_t* o) noexcept nogil:
