@@ -416,6 +416,21 @@ cdef void _leave(stress_t* cfg, m_t* mp) noexcept nogil:
     xadd32(&cfg.finished, 1)
 
 
+
+cdef bint _kernel_start(stress_t* cfg, m_t* mp, slot_t* sl, uint64_t* deadline) noexcept nogil:
+    """What every stress kernel does first: pass the start gate, start the M's
+    figures, take a P. False: the kernel returns at once."""
+    if not _gate(cfg):
+        xadd32(&cfg.finished, 1)
+        return False
+    m_begin(mp)
+    deadline[0] = mp.start_ns + cfg.duration_ns
+    if acquirep(cfg.rt, mp) == NULL:
+        sl.err = KERNEL_CLOSED
+        _leave(cfg, mp)
+        return False
+    return True
+
 cdef void* server_main(void* arg) noexcept nogil:
     """larson / mstress: move the live set towards the target, evicting (and
     handing over) as it goes; at the end keep `keep` objects and drain the inbox
@@ -426,14 +441,7 @@ cdef void* server_main(void* arg) noexcept nogil:
     cdef runtime_t* rt = cfg.rt
     cdef uint64_t n = 0, deadline
     cdef int r
-    if not _gate(cfg):
-        xadd32(&cfg.finished, 1)
-        return NULL
-    m_begin(mp)
-    deadline = mp.start_ns + cfg.duration_ns
-    if acquirep(rt, mp) == NULL:
-        sl.err = KERNEL_CLOSED
-        _leave(cfg, mp)
+    if not _kernel_start(cfg, mp, sl, &deadline):
         return NULL
     while not _should_stop(cfg, mp, sl, n, deadline):
         n += 1
@@ -497,14 +505,7 @@ cdef void* producer_main(void* arg) noexcept nogil:
     cdef uint64_t n = 0, deadline
     cdef size_t backlog = cfg.target if 0 < cfg.target <= sl.cap else sl.cap
     cdef int r
-    if not _gate(cfg):
-        xadd32(&cfg.finished, 1)
-        return NULL
-    m_begin(mp)
-    deadline = mp.start_ns + cfg.duration_ns
-    if acquirep(rt, mp) == NULL:
-        sl.err = KERNEL_CLOSED
-        _leave(cfg, mp)
+    if not _kernel_start(cfg, mp, sl, &deadline):
         return NULL
     while not _should_stop(cfg, mp, sl, n, deadline):
         n += 1
