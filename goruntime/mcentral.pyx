@@ -1,5 +1,4 @@
 # cython: language_level=3
-from libc.stdint cimport int64_t
 from libc.string cimport memset
 from goruntime.sys cimport xadd64
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,

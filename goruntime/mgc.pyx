@@ -1,7 +1,7 @@
 # cython: language_level=3
-from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
-from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_lock, pthread_mutex_unlock,
+from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,
     popcount64, nanotime, store64)
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,

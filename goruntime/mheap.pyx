@@ -4,7 +4,7 @@ from libc.string cimport memset
 from libc.stdint cimport int64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64, popcount64,
-    load32, loadp, storep, xadd64)
+    loadp, storep, xadd64)
 from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, span_info)

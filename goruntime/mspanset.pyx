@@ -1,5 +1,4 @@
 # cython: language_level=3
-from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from goruntime.sys cimport (load64, xadd64, xadd32, cas64, loadp, storep, cpu_relax, store64,

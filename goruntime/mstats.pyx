@@ -14,7 +14,7 @@ from goruntime.mcentral cimport mcentral_t
 from goruntime.mspanset cimport spanset_t, spanset_len, spanset_at
 from goruntime.runtime2 cimport p_t, NUM_PAUSES
 from goruntime.mgc cimport flushallmcaches
-from goruntime.sizeclasses cimport PAGE_SIZE, TINY_SIZE_CLASS
+from goruntime.sizeclasses cimport PAGE_SIZE
 
 
 cdef void _count_list(mspanlist_t* l, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:

@@ -1,5 +1,4 @@
 # cython: language_level=3
-from libc.string cimport memset
 from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
     pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy,
     load32, store32, load64, store64, cas64)

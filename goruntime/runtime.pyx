@@ -4,7 +4,7 @@ and their mcaches, and lets any Python thread allocate as an M would."""
 import os
 import threading
 cimport cython
-from libc.stdint cimport uint64_t, uintptr_t
+from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free
 from libc.string cimport memset, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -13,7 +13,7 @@ from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
 from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
 from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, MCentral,
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
-from goruntime.mcache cimport mcache_init, make_MCache
+from goruntime.mcache cimport mcache_init
 from goruntime.runtime2 cimport MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_stats, stopTheWorld, startTheWorld,
@@ -21,7 +21,6 @@ from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, 
 from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport read_memstats
-from goruntime.lock cimport mutex_stats
 from goruntime.errors import GoRuntimeError
 from goruntime.sizeclasses import normalize_version
 

@@ -6,12 +6,11 @@ the tag before it drops the object, so a slot handed out twice while live, or
 bytes overwritten, are caught when it happens."""
 import os
 import time
-from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc as c_malloc, free as c_free
-from libc.string cimport memcpy, memcmp
 from goruntime.sys cimport nanotime, load32, store32, xadd32
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
-from goruntime.runtime2 cimport m_t, p_t, runtime_t
+from goruntime.runtime2 cimport m_t, runtime_t
 from goruntime.proc cimport acquirep, releasep, safepoint, m_begin, m_end, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
