@@ -21,3 +21,4 @@ cdef class Runtime:
     cdef void _begin_call(self) except *
     cdef void _end_call(self) noexcept
     cdef int _check_extent(self, object addr, size_t want) except -1
+    cdef object _world_stopped(self, fn)

@@ -382,36 +382,31 @@ cdef class Runtime:
             pthread_mutex_unlock(&self.rt.sched.gc_sema)
         self._end_call()
 
-    def memstats(self):
-        """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats)."""
+    cdef object _world_stopped(self, fn):
+        """fn() with every P stopped and the collection lock held, so that no
+        collection runs meanwhile (Go's stopTheWorld under worldsema)."""
         self._begin_call()
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
             stopTheWorld(self.rt, NULL)
         try:
-            return MemStats(read_memstats(self.rt))
+            return fn()
         finally:
             with nogil:
                 startTheWorld(self.rt, NULL)
                 pthread_mutex_unlock(&self.rt.sched.gc_sema)
             self._end_call()
+
+    def memstats(self):
+        """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats)."""
+        return MemStats(self._world_stopped(lambda: read_memstats(self.rt)))
 
     def verify(self):
         """Stops the world and checks every heap invariant (see mgc.verify_heap).
 
         Returns the number of in-use spans checked; raises GoRuntimeError naming
         the first broken invariant."""
-        self._begin_call()
-        with nogil:
-            pthread_mutex_lock(&self.rt.sched.gc_sema)
-            stopTheWorld(self.rt, NULL)
-        try:
-            problems, nspans = verify_heap(self.rt)
-        finally:
-            with nogil:
-                startTheWorld(self.rt, NULL)
-                pthread_mutex_unlock(&self.rt.sched.gc_sema)
-            self._end_call()
+        problems, nspans = self._world_stopped(lambda: verify_heap(self.rt))
         if problems:
             raise GoRuntimeError(f"heap invariant broken: {problems[0]}"
                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
