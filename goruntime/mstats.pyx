@@ -17,23 +17,23 @@ from goruntime.mgc cimport flushallmcaches
 from goruntime.sizeclasses cimport PAGE_SIZE
 
 
+cdef inline void _count_span(mspan_t* s, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:
+    pages[0] += s.npages
+    alloc[0] += <uint64_t>s.allocCount * s.elemsize
+    objects[0] += s.allocCount
+
+
 cdef void _count_list(mspanlist_t* l, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:
     cdef mspan_t* s = l.first
     while s != NULL:
-        pages[0] += s.npages
-        alloc[0] += <uint64_t>s.allocCount * s.elemsize
-        objects[0] += s.allocCount
+        _count_span(s, pages, alloc, objects)
         s = s.next
 
 
 cdef void _count_set(spanset_t* st, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:
     cdef uint64_t i
-    cdef mspan_t* s
     for i in range(spanset_len(st)):
-        s = spanset_at(st, i)
-        pages[0] += s.npages
-        alloc[0] += <uint64_t>s.allocCount * s.elemsize
-        objects[0] += s.allocCount
+        _count_span(spanset_at(st, i), pages, alloc, objects)
 
 
 cdef dict read_memstats(runtime_t* rt):
