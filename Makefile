@@ -1,29 +1,42 @@
 # The two commands users need: `make run` and `make test`. Each sets up its own
-# virtual environment and builds the extension first.
+# virtual environment and builds the extensions first.
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEPS := $(VENV)/.deps-installed
-BUILT := goruntime/.built
-PYX := $(wildcard goruntime/*.pyx goruntime/*.pxd goruntime/*.h)
+# Every extension module is a real output: a missing .so makes the build run.
+PYX := $(wildcard goruntime/*.pyx goruntime/cmd/*.pyx stress/*.pyx tests/*.pyx)
+SOURCES := $(PYX) $(wildcard goruntime/*.pxd goruntime/*.h stress/*.pxd)
+# The venv's Python is $(PYTHON), so its extension suffix is known before the venv exists.
+EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+EXTENSIONS := $(PYX:.pyx=$(EXT_SUFFIX))
 
-.PHONY: all build test run bench stress tsan clean
+.PHONY: all build debug test run bench stress tsan clean
 
 all: build
 
 $(VPY):
+	@echo "goruntime: creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 
 $(DEPS): pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q --disable-pip-version-check "cython>=3" "setuptools>=68" wheel
+	@echo "goruntime: installing Cython, setuptools and the test dependencies into $(VENV) (about a minute)"
+	$(VPY) -m pip install -q --disable-pip-version-check "cython>=3,<4" "setuptools>=68" wheel
 	$(VPY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
 	touch $@
 
-$(BUILT): $(DEPS) $(PYX) setup.py
+# One rule builds them all (setup.py compiles in parallel); grouped target.
+$(EXTENSIONS) &: $(DEPS) $(SOURCES) setup.py
+	@echo "goruntime: compiling $(words $(PYX)) Cython modules (a minute or two on 2 cores)"
 	$(VPY) setup.py -q build_ext --inplace
-	touch $@
+	@touch $(EXTENSIONS)
 
-build: $(BUILT)
+build: $(EXTENSIONS)
+
+# Assertions on (NDEBUG undefined), no optimisation, debug symbols: for gdb and valgrind.
+# `make clean build` goes back to the optimised build.
+debug: $(DEPS)
+	GORUNTIME_CFLAGS="-O0 -g -UNDEBUG" $(VPY) setup.py -q build_ext --inplace --force
 
 test: build
 	$(VPY) -m pytest -n auto -q
@@ -32,13 +45,14 @@ run: build
 	$(VPY) -m goruntime run $(ARGS)
 
 bench: build
-	$(VPY) -m goruntime.bench $(ARGS)
+	$(VPY) -m goruntime.cmd.bench $(ARGS)
 
 stress: build
-	$(VPY) -m goruntime stress --duration 60 --slice 5 $(ARGS)
+	$(VPY) -m stress --duration 60 --slice 5 $(ARGS)
 
 tsan: build
 	$(VPY) tools/tsan.py $(ARGS)
 
 clean:
-	rm -rf build build-* goruntime/*.c goruntime/*.so goruntime/.built
+	rm -rf build build-* goruntime/*.c goruntime/cmd/*.c stress/*.c tests/*.c \
+	       goruntime/*.so goruntime/cmd/*.so stress/*.so tests/*.so

@@ -1,19 +1,24 @@
-"""Builds the Cython extension modules.
+"""Builds the Cython extension modules: every .pyx of the model (goruntime/),
+its tools (goruntime/cmd/), the stress kernels (stress/) and the test-only
+kernels (tests/, built in place and never packaged).
 
-GORUNTIME_CFLAGS overrides the C flags (the ThreadSanitizer and the
+GORUNTIME_CFLAGS overrides the C flags (the ThreadSanitizer, debug and
 counters-compiled-out benchmark builds use it). The build fails on any Cython
 "performance hint": each one marks a hot call that silently takes the GIL.
 """
 import io
 import os
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 
-MODULES = ["sys", "lock", "sizeclasses", "mspan", "mspanset", "mheap", "mcentral", "mcache", "runtime2",
-           "proc", "malloc", "mgc", "mstats", "runtime", "workload", "benchkernels", "stress"]
-PYX = [m for m in MODULES if os.path.exists(f"goruntime/{m}.pyx")]
+PACKAGES = ["goruntime", "goruntime/cmd", "stress"]
+# The test-only kernels are built in place for the tests, never into a wheel.
+if "bdist_wheel" not in sys.argv and "sdist" not in sys.argv:
+    PACKAGES.append("tests")
+PYX = sorted(str(p) for d in PACKAGES for p in Path(d).glob("*.pyx"))
 CFLAGS = os.environ.get("GORUNTIME_CFLAGS", "-O3").split()
 LDFLAGS = os.environ.get("GORUNTIME_LDFLAGS", "").split()
 
@@ -35,10 +40,10 @@ class _Tee(io.TextIOBase):
 
 
 def _cythonize():
-    extensions = [Extension(f"goruntime.{m}", [f"goruntime/{m}.pyx"], include_dirs=["goruntime"],
+    extensions = [Extension(pyx[:-len(".pyx")].replace("/", "."), [pyx], include_dirs=["goruntime"],
                             extra_compile_args=CFLAGS + ["-Wno-unused-function", "-Wno-unused-variable", "-Wno-unused-const-variable", "-Wno-sign-compare"],
                             extra_link_args=LDFLAGS)
-                  for m in PYX]
+                  for pyx in PYX]
     tee = _Tee(sys.stderr)
     real, sys.stderr = sys.stderr, tee
     try:

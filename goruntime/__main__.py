@@ -1,3 +1,3 @@
-from goruntime.cli import main
+from goruntime.cmd.main import main
 
 main()

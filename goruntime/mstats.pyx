@@ -9,12 +9,12 @@
 from libc.stdint cimport uint32_t, uint64_t
 from goruntime.sys cimport popcount64, load64
 from goruntime.mspan cimport mspan_t, mspanlist_t
-from goruntime.mheap cimport mheap_t, heapregion_t
+from goruntime.mheap cimport mheap_t, heapregion_t, ARENA_BYTES
 from goruntime.mcentral cimport mcentral_t
 from goruntime.mspanset cimport spanset_t, spanset_len, spanset_at
 from goruntime.runtime2 cimport p_t, NUM_PAUSES
 from goruntime.mgc cimport flushallmcaches
-from goruntime.sizeclasses cimport PAGE_SIZE
+from goruntime.sizeclasses cimport PAGE_SIZE, MAX_SMALL_SIZE
 
 
 cdef inline void _count_span(mspan_t* s, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:
@@ -120,3 +120,62 @@ cdef dict read_memstats(runtime_t* rt):
         "LargeFrees": rt.large_frees,
         "HeapLive": load64(&h.heap_live),
     }
+
+
+def memstats_problems(ms, prev=None):
+    """The identities every MemStats snapshot must satisfy, and that it breaks:
+    a list of descriptions, empty when all hold. With `prev`, an earlier
+    snapshot of the same Runtime, the cumulative counters must not go back.
+    The tests, the stress runner and the fuzzer all check through this."""
+    p = []
+
+    def check(ok, text):
+        if not ok:
+            p.append(text)
+
+    check(ms.HeapIdle + ms.HeapInuse == ms.HeapSys,
+          f"HeapIdle {ms.HeapIdle} + HeapInuse {ms.HeapInuse} != HeapSys {ms.HeapSys}")
+    check(ms.Mallocs - ms.Frees == ms.HeapObjects,
+          f"Mallocs {ms.Mallocs} - Frees {ms.Frees} != HeapObjects {ms.HeapObjects}")
+    check(0 <= ms.HeapObjects <= ms.Mallocs, f"HeapObjects {ms.HeapObjects} outside 0..Mallocs {ms.Mallocs}")
+    check(0 <= ms.HeapAlloc <= ms.HeapInuse, f"HeapAlloc {ms.HeapAlloc} outside 0..HeapInuse {ms.HeapInuse}")
+    check(ms.Alloc == ms.HeapAlloc, f"Alloc {ms.Alloc} != HeapAlloc {ms.HeapAlloc}")
+    check(ms.HeapReleased <= ms.HeapIdle, f"HeapReleased {ms.HeapReleased} > HeapIdle {ms.HeapIdle}")
+    check(ms.HeapInuse % PAGE_SIZE == 0 and ms.HeapIdle % PAGE_SIZE == 0,
+          f"HeapInuse {ms.HeapInuse} or HeapIdle {ms.HeapIdle} is not whole pages")
+    check(ms.HeapSys % ARENA_BYTES == 0, f"HeapSys {ms.HeapSys} is not whole arenas")
+    check(ms.HeapObjects != 0 or ms.HeapAlloc == 0, f"no HeapObjects but HeapAlloc {ms.HeapAlloc}")
+    check(ms.TotalAlloc >= ms.HeapAlloc, f"TotalAlloc {ms.TotalAlloc} < HeapAlloc {ms.HeapAlloc}")
+
+    by_mallocs = sum(b["Mallocs"] for b in ms.BySize)
+    by_frees = sum(b["Frees"] for b in ms.BySize)
+    sizes = [b["Size"] for b in ms.BySize]
+    check(sizes == sorted(set(sizes)) and max(sizes) == MAX_SMALL_SIZE,   # no negative index: wraparound is off
+          f"BySize sizes are not increasing up to {MAX_SMALL_SIZE}: {sizes}")
+    for b in ms.BySize:
+        if not 0 <= b["Frees"] <= b["Mallocs"]:
+            p.append(f"size class {b['Size']}: Frees {b['Frees']} outside 0..Mallocs {b['Mallocs']}")
+            break
+    # Every allocation is exactly one of: a small object (or a tiny block), a
+    # tiny object packed into an existing block, or a large object.
+    check(ms.Mallocs == by_mallocs + ms.TinyAllocs + ms.LargeAllocs,
+          f"Mallocs {ms.Mallocs} != BySize {by_mallocs} + TinyAllocs {ms.TinyAllocs} "
+          f"+ LargeAllocs {ms.LargeAllocs}")
+    check(ms.Frees == by_frees + ms.TinyAllocs + ms.LargeFrees,
+          f"Frees {ms.Frees} != BySize {by_frees} + TinyAllocs {ms.TinyAllocs} + LargeFrees {ms.LargeFrees}")
+    check(0 <= ms.LargeFrees <= ms.LargeAllocs, f"LargeFrees {ms.LargeFrees} outside 0..LargeAllocs {ms.LargeAllocs}")
+    check(ms.MCacheHits >= 0 and ms.MCacheHits + ms.Refills == by_mallocs,
+          f"MCacheHits {ms.MCacheHits} + Refills {ms.Refills} != BySize Mallocs {by_mallocs}")
+    check(ms.MCentralGrows <= ms.Refills, f"MCentralGrows {ms.MCentralGrows} > Refills {ms.Refills}")
+    check(len(ms.PauseNs) == min(ms.NumGC, NUM_PAUSES),
+          f"{len(ms.PauseNs)} PauseNs entries for NumGC {ms.NumGC}")
+    check(ms.PauseTotalNs >= sum(ms.PauseNs), f"PauseTotalNs {ms.PauseTotalNs} < sum of PauseNs")
+    check(ms.HeapGrows * ARENA_BYTES <= ms.HeapSys, f"HeapGrows {ms.HeapGrows} arenas exceed HeapSys {ms.HeapSys}")
+    check(ms.MSpanInuse <= ms.MSpanSys, f"MSpanInuse {ms.MSpanInuse} > MSpanSys {ms.MSpanSys}")
+    check(ms.HeapInuse != 0 or (ms.MSpanInuse == 0 and ms.GCSys == 0),
+          f"no HeapInuse but MSpanInuse {ms.MSpanInuse}, GCSys {ms.GCSys}")
+    if prev is not None:
+        for name in ("Mallocs", "Frees", "TotalAlloc", "NumGC", "HeapSys", "PauseTotalNs"):
+            check(getattr(ms, name) >= getattr(prev, name),
+                  f"{name} went backwards: {getattr(prev, name)} -> {getattr(ms, name)}")
+    return p

@@ -21,6 +21,7 @@ from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, 
 from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport read_memstats
+from goruntime.lock import sum_lockstats
 from goruntime.errors import GoRuntimeError
 from goruntime.sizeclasses import normalize_version
 
@@ -44,11 +45,24 @@ cdef inline m_t* _proc_m(runtime_t* rt) noexcept nogil:
     return NULL
 
 
-# The comparison modes (issue: lock-free vs locked): per-P caches as Go has
-# them, behind a mutex each, or absent; Go 1.13's mutex mcentral or Go 1.15's
-# lock-free span sets; and Go 1.14's per-P page cache in front of the mheap.
-MCACHE_MODES = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, "none": MCACHE_NONE}
-MCENTRAL_MODES = {"mutex": MCENTRAL_MUTEX, "spanset": MCENTRAL_SPANSET}
+# The comparison modes: per-P caches as Go has them, behind a mutex each, or
+# absent; Go 1.13's mutex mcentral or Go 1.15's lock-free span sets; and Go
+# 1.14's per-P page cache in front of the mheap. These names are the only ones:
+# the tools and the CLI take their choices from here.
+cdef dict _MCACHE_MODE = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, "none": MCACHE_NONE}
+cdef dict _MCENTRAL_MODE = {"mutex": MCENTRAL_MUTEX, "spanset": MCENTRAL_SPANSET}
+MCACHE_MODES = tuple(_MCACHE_MODE)
+MCENTRAL_MODES = tuple(_MCENTRAL_MODE)
+
+
+def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):
+    """Raises ValueError (TypeError for pagecache) naming a mode that does not exist."""
+    if mcache not in _MCACHE_MODE:
+        raise ValueError(f"mcache must be one of {', '.join(MCACHE_MODES)}, not {mcache!r}")
+    if mcentral not in _MCENTRAL_MODE:
+        raise ValueError(f"mcentral must be one of {', '.join(MCENTRAL_MODES)}, not {mcentral!r}")
+    if not isinstance(pagecache, bool):
+        raise TypeError(f"pagecache must be True or False, not {pagecache!r}")
 
 # Requests this large could not be mapped even as one reservation.
 cdef object MAX_REQUEST = 1 << 46
@@ -143,11 +157,8 @@ cdef class Runtime:
             raise ValueError(f"gogc must be a non-negative int or None, not {gogc!r}")
         if max_heap is not None and (not isinstance(max_heap, int) or max_heap <= 0):
             raise ValueError(f"max_heap must be a positive number of bytes, not {max_heap!r}")
-        if mcache not in MCACHE_MODES:
-            raise ValueError(f"mcache must be one of {', '.join(MCACHE_MODES)}, not {mcache!r}")
-        if mcentral not in MCENTRAL_MODES:
-            raise ValueError(f"mcentral must be one of {', '.join(MCENTRAL_MODES)}, not {mcentral!r}")
-        self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": bool(pagecache)}
+        check_modes(mcache, mcentral, pagecache)
+        self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
         self.sizeclasses = SizeClasses(normalize_version(sizeclasses))
         rt = <runtime_t*>alloc_aligned(sizeof(runtime_t))
         if rt == NULL:
@@ -156,7 +167,7 @@ cdef class Runtime:
         rt.sc = &self.sizeclasses.t
         rt.gomaxprocs = gomaxprocs
         rt.gogc = -1 if gogc is None else gogc
-        rt.mcache_mode = MCACHE_MODES[mcache]
+        rt.mcache_mode = _MCACHE_MODE[mcache]
         self.heap = MHeap.__new__(MHeap)
         rt.heap = <mheap_t*>alloc_aligned(sizeof(mheap_t))
         if rt.heap == NULL:
@@ -169,7 +180,7 @@ cdef class Runtime:
             rt.central[spc] = <mcentral_t*>alloc_aligned(sizeof(mcentral_t))
             if rt.central[spc] == NULL:
                 raise MemoryError("cannot allocate an mcentral")
-            mcentral_init(rt.central[spc], spc, rt.heap, MCENTRAL_MODES[mcentral])
+            mcentral_init(rt.central[spc], spc, rt.heap, _MCENTRAL_MODE[mcentral])
             view = MCentral.__new__(MCentral)
             (<MCentral>view).c = rt.central[spc]
             (<MCentral>view).owner = self
@@ -415,7 +426,6 @@ cdef class Runtime:
     def lockstats(self):
         """Counters of every runtime lock: mheap, scheduler, each mcentral, and all mcentrals summed."""
         self._check_open()
-        from goruntime.report import sum_lockstats
         per_central = {}
         for view in self.centrals[2:]:
             stats = (<MCentral>view).lockstats()

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from goruntime import compare
-from goruntime.cli import main
+from goruntime.cmd import compare
+from goruntime.cmd.main import main
 
 OPS = 4000
 # Every mcache mode with the go1.13 mcentral, the spanset mcentral with and without per-P

@@ -1,13 +1,13 @@
 """Evidence that the mcache path executes no atomic read-modify-write and no
 fence: the machine code of mallocgc's small-object path, compiled on its own
-(benchkernels.mcache_path_probe), is read back with objdump."""
+(testkernels.mcache_path_probe), is read back with objdump."""
 import re
 import shutil
 import subprocess
 
 import pytest
 
-import goruntime.benchkernels as bk
+import testkernels as bk
 
 pytestmark = pytest.mark.skipif(shutil.which("objdump") is None, reason="needs binutils' objdump")
 

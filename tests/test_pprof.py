@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from goruntime.pprof import (
+from goruntime.cmd.pprof import (
     Sample,
     _int_field,
     _len_field,

@@ -11,11 +11,14 @@ from collections import Counter
 
 import pytest
 
-from goruntime.cli import main
+from goruntime import Runtime
+
+from goruntime.cmd.main import main
 from goruntime.lock import SITE_NAMES
-from goruntime.pprof import decode_profile
-from goruntime.profile import (GROW, MALLOCGC, Profile, new_runtime, profile, site_stack)
-from goruntime.report import format_wait_hist, hist_quantile_ns, sum_lockstats
+from goruntime.cmd.pprof import decode_profile
+from goruntime.cmd.profile import (GROW, MALLOCGC, Profile, profile, site_stack)
+from goruntime.cmd.report import format_wait_hist, hist_quantile_ns
+from goruntime.lock import sum_lockstats
 
 SITES = set(SITE_NAMES.values())
 HIST = 40
@@ -231,17 +234,6 @@ def test_profile_argument_checks():
         main(["profile", "--mcache", "shared"])
 
 
-def test_new_runtime_passes_only_modes_that_differ(monkeypatch):
-    import goruntime
-    seen = []
-    monkeypatch.setattr(goruntime, "Runtime", lambda **kw: seen.append(kw))
-    new_runtime(gomaxprocs=2)
-    new_runtime(gomaxprocs=2, mcache="locked", mcentral="spanset", pagecache=True)
-    new_runtime(mcache="none")
-    assert seen == [{"gomaxprocs": 2},
-                    {"gomaxprocs": 2, "mcache": "locked", "mcentral": "spanset", "pagecache": True},
-                    {"mcache": "none"}]
-
 
 # -- rendering and pprof labels, on made-up figures (the "locked" mode's per-P mcache locks) ------
 
@@ -333,7 +325,7 @@ def _held_p(rt):
 @pytest.mark.parametrize("size", [16, 64, 1024])
 def test_lockfree_warm_loop_takes_no_mcentral_lock(size):
     """After a warm-up malloc caches a span, allocations that fit in it never lock."""
-    with new_runtime(gomaxprocs=2, gogc=None, mcache="lockfree") as rt:
+    with Runtime(gomaxprocs=2, gogc=None, mcache="lockfree") as rt:
         with rt.proc():
             first = rt.malloc(size)
             span = next(s for s in _held_p(rt).mcache.spans()
@@ -355,7 +347,7 @@ def test_mcache_none_two_ms_contend_on_mcentral():
     """Without per-P caches every allocation goes to the mcentral: with 2 Ms on 2 Ps
     allocating one size, its lock is taken and, sooner or later, contended."""
     for attempt in range(6):
-        with new_runtime(gomaxprocs=2, mcache="none") as rt:
+        with Runtime(gomaxprocs=2, mcache="none") as rt:
             r = rt.run(ms=2, ops=20000 * (attempt + 1), sizes=4096, live=256, seed=attempt + 1)
             c = rt.lockstats()["mcentral"]
         assert c["acquisitions"] >= r.allocs > 0
@@ -366,7 +358,7 @@ def test_mcache_none_two_ms_contend_on_mcentral():
 
 @pytest.mark.parametrize("mcache", ["lockfree", "none"])
 def test_spanset_takes_no_mcentral_mutex(mcache):
-    with new_runtime(gomaxprocs=2, mcache=mcache, mcentral="spanset") as rt:
+    with Runtime(gomaxprocs=2, mcache=mcache, mcentral="spanset") as rt:
         r = rt.run(ms=3, ops=5000, sizes=[16, 256, 4096, 32768], noscan=0.5, live=256, seed=5)
         rt.gc()
         ls = rt.lockstats()

@@ -1,4 +1,4 @@
-"""Issue 4: stress workloads (goruntime.stress, goruntime.stressrun) and faults.
+"""Issue 4: stress workloads (goruntime.stress, stress.runner) and faults.
 
 The short stress runs carry the `stress` marker and are parametrized so that
 xdist spreads them; GORUNTIME_STRESS_SCALE stretches or shrinks their duration
@@ -13,9 +13,10 @@ import time
 import pytest
 
 from goruntime import GoRuntimeError, Runtime
-from goruntime.stress import DEFAULT_MIX, Stress
-from goruntime.stressrun import (WORKLOADS, Counters, Slice, StressFailure, memstats_problems,
-                                 parse_duration, raise_kernel_errors)
+from goruntime.mstats import memstats_problems
+from stress.kernels import DEFAULT_MIX, Stress
+from stress.runner import (WORKLOADS, Counters, Slice, StressFailure,
+                           parse_duration, raise_kernel_errors)
 
 SCALE = float(os.environ.get("GORUNTIME_STRESS_SCALE", "1"))
 ARENA = 64 << 20

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """`make tsan`: ThreadSanitizer over the concurrency and stress tests.
 
-1. Builds the extension with -fsanitize=thread into build-tsan/ (goruntime.bench's
-   _variant: setup.py build_ext --build-lib build-tsan, then goruntime/*.py copied
-   beside the modules).
+1. Builds the extension with -fsanitize=thread into build-tsan/ (goruntime.cmd.bench's
+   _variant: setup.py build_ext --build-lib build-tsan, then the packages' .py
+   files copied beside the modules).
 2. Runs the tests in a subprocess with gcc's libtsan preloaded (CPython itself
    is not instrumented, and without the preload the import fails with "cannot
    allocate memory in static TLS block"), PYTHONPATH=build-tsan and
@@ -60,7 +60,7 @@ def build():
     """Builds the TSan variant into build-tsan/ (incremental) and returns its path."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from goruntime.bench import _variant
+    from goruntime.cmd.bench import _variant
     saved = os.environ.get("GORUNTIME_LDFLAGS")
     os.environ["GORUNTIME_LDFLAGS"] = LDFLAGS       # _variant passes the environment on
     try:
@@ -102,7 +102,7 @@ def run(suites, *, scale=1.0, do_build=True, stream=sys.stderr):
     reports.mkdir(parents=True)
     env = tsan_env(lib, out, reports, scale)
     # The modules must come from build-tsan, not from the checkout.
-    where = subprocess.run([sys.executable, "-c", "import goruntime.stress as s, goruntime.runtime as r; "
+    where = subprocess.run([sys.executable, "-c", "import stress.kernels as s, goruntime.runtime as r; "
                             "print(s.__file__); print(r.__file__)"],
                            env=env, cwd=out, capture_output=True, text=True)
     if where.returncode != 0 or any(not line.startswith(str(out)) for line in where.stdout.split()):
@@ -112,7 +112,7 @@ def run(suites, *, scale=1.0, do_build=True, stream=sys.stderr):
     canary = out / "canary"
     shutil.rmtree(canary, ignore_errors=True)
     canary.mkdir()
-    subprocess.run([sys.executable, "-c", "from goruntime.stress import tsan_canary; tsan_canary(100000)"],
+    subprocess.run([sys.executable, "-c", "from tests.testkernels import tsan_canary; tsan_canary(100000)"],
                    env=tsan_env(lib, out, canary, scale), cwd=out, capture_output=True, text=True)
     seen = "".join(f.read_text(errors="replace") for f in canary.glob("tsan*"))
     if MARK not in seen or "_canary_main" not in seen:

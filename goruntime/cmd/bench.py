@@ -12,9 +12,11 @@ import timeit
 from pathlib import Path
 
 from goruntime import Runtime
-from goruntime.benchkernels import c_span_floor, mcache_hit
+from goruntime.cmd.benchkernels import c_span_floor, mcache_hit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+# The Python modules a variant build needs beside its extensions.
+PY_PACKAGES = ("goruntime", "goruntime/cmd", "stress")
 SPAN = 8192
 
 
@@ -63,8 +65,9 @@ def _variant(name, cflags):
     subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(out),
                     "--build-temp", str(out / "tmp")], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    for py in (ROOT / "goruntime").glob("*.py"):
-        shutil.copy2(py, out / "goruntime" / py.name)
+    for package in PY_PACKAGES:
+        for py in (ROOT / package).glob("*.py"):
+            shutil.copy2(py, out / package / py.name)
     return out
 
 
@@ -102,7 +105,7 @@ def bench_lock_counters(reps, ops):
 
 def bench_metadata(duration):
     """Metadata bytes (span structures and bitmaps, mcaches, mcentrals, page tables) per MiB."""
-    from goruntime.cli import DEFAULT_SIZES, DEFAULT_WEIGHTS
+    from goruntime.cmd.flags import DEFAULT_SIZES, DEFAULT_WEIGHTS
 
     with Runtime(gomaxprocs=2) as rt:
         rt.run(ms=4, duration=duration, sizes=DEFAULT_SIZES, weights=DEFAULT_WEIGHTS, noscan=0.5,
@@ -113,7 +116,7 @@ def bench_metadata(duration):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="goruntime.bench", description=__doc__)
+    ap = argparse.ArgumentParser(prog="goruntime.cmd.bench", description=__doc__)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer, shorter repetitions")
     args = ap.parse_args(argv)

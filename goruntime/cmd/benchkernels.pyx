@@ -138,19 +138,3 @@ def c_span_floor(uintptr_t mem, uint64_t nspans, uint32_t elemsize):
     with nogil:
         ns = c_span_loop(mem, nspans, elemsize, &ops)
     return <double>ns / ops
-
-
-cdef uintptr_t mcache_path_probe(runtime_t* rt, p_t* pp, size_t size, bint noscan) noexcept nogil:
-    """mallocgc's small-object path by itself, compiled as one function so that
-    tests can read its machine code: everything but the out-of-line refill."""
-    cdef bint gc = False
-    return mallocgc(rt, pp, size, noscan, &gc)
-
-
-# Taking the address keeps the compiler from dropping or inlining the probe.
-cdef void* _probe_address = <void*>mcache_path_probe
-
-
-def probe_symbol():
-    """The C symbol of mcache_path_probe, for disassembly."""
-    return "__pyx_f_9goruntime_12benchkernels_mcache_path_probe"

@@ -1,4 +1,4 @@
-"""`goruntime stress` and `make stress`: the stress workloads of goruntime.stress
+"""`goruntime stress`, `python -m stress` and `make stress`: the stress kernels (stress.kernels)
 run in slices, each on a fresh Runtime, while this thread checks the heap.
 
 Workloads (each slice runs one; a run rotates through those asked for):
@@ -35,11 +35,11 @@ import sys
 import time
 
 from goruntime import GoRuntimeError, Runtime
-from goruntime.stress import DEFAULT_MIX, Stress
+from goruntime.mstats import memstats_problems
+from stress.kernels import DEFAULT_MIX, Stress
 
 WORKLOADS = ("larson", "prodcons", "mstress", "oom")
 ARENA = 64 << 20
-PAGE = 8192
 
 # A heavier mix for the oom workload, so that a few thousand objects fill arenas.
 OOM_MIX = DEFAULT_MIX + ((32769, 262144, 20.0), (262145, 1 << 20, 2.0))
@@ -62,40 +62,6 @@ class HungPhase(StressFailure):
 
 # Runtimes and Stress objects of hung phases: freeing them would join hung threads.
 _ABANDONED = []
-
-
-def memstats_problems(ms, prev=None):
-    """The broken MemStats invariants of one snapshot (and against the previous one)."""
-    p = []
-    if ms.HeapIdle + ms.HeapInuse != ms.HeapSys:
-        p.append(f"HeapIdle {ms.HeapIdle} + HeapInuse {ms.HeapInuse} != HeapSys {ms.HeapSys}")
-    if ms.Mallocs - ms.Frees != ms.HeapObjects:
-        p.append(f"Mallocs {ms.Mallocs} - Frees {ms.Frees} != HeapObjects {ms.HeapObjects}")
-    if not 0 <= ms.HeapAlloc <= ms.HeapInuse:
-        p.append(f"HeapAlloc {ms.HeapAlloc} > HeapInuse {ms.HeapInuse}")
-    if ms.HeapReleased > ms.HeapIdle:
-        p.append(f"HeapReleased {ms.HeapReleased} > HeapIdle {ms.HeapIdle}")
-    if ms.HeapInuse % PAGE or ms.HeapIdle % PAGE or ms.HeapSys % ARENA:
-        p.append(f"HeapInuse {ms.HeapInuse} / HeapIdle {ms.HeapIdle} not in pages "
-                 f"or HeapSys {ms.HeapSys} not in arenas")
-    if ms.HeapObjects == 0 and ms.HeapAlloc != 0:
-        p.append(f"no HeapObjects but HeapAlloc {ms.HeapAlloc}")
-    by_mallocs = sum(b["Mallocs"] for b in ms.BySize)
-    by_frees = sum(b["Frees"] for b in ms.BySize)
-    if ms.Mallocs != by_mallocs + ms.TinyAllocs + ms.LargeAllocs:
-        p.append(f"Mallocs {ms.Mallocs} != BySize {by_mallocs} + TinyAllocs {ms.TinyAllocs} "
-                 f"+ LargeAllocs {ms.LargeAllocs}")
-    if ms.Frees != by_frees + ms.TinyAllocs + ms.LargeFrees:
-        p.append(f"Frees {ms.Frees} != BySize {by_frees} + TinyAllocs {ms.TinyAllocs} + LargeFrees {ms.LargeFrees}")
-    for b in ms.BySize:
-        if not 0 <= b["Frees"] <= b["Mallocs"]:
-            p.append(f"size class {b['Size']}: Frees {b['Frees']} > Mallocs {b['Mallocs']}")
-            break
-    if prev is not None:
-        for name in ("Mallocs", "Frees", "TotalAlloc", "NumGC", "HeapSys", "PauseTotalNs"):
-            if getattr(ms, name) < getattr(prev, name):
-                p.append(f"{name} went backwards: {getattr(prev, name)} -> {getattr(ms, name)}")
-    return p
 
 
 def format_report(r):
@@ -641,6 +607,24 @@ def register(sub):
     """Adds `goruntime stress` to the CLI's subcommands."""
     p = sub.add_parser("stress", help="long-running allocator stress workloads with invariant checks",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return p
+
+
+def main(argv=None):
+    """`python -m stress`: the same command as `goruntime stress`."""
+    p = argparse.ArgumentParser(prog="python -m stress", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, MemoryError) as e:
+        p.exit(2, f"stress: {e}\n")
+
+
+def add_arguments(p):
+    """The flags of the stress command."""
     p.add_argument("--duration", type=parse_duration, default=60.0, help="total time: 90, 90s, 5m, 1h (default 60s)")
     p.add_argument("--ms", type=int, default=None, help="Ms per workload (default: 2 x CPUs)")
     p.add_argument("--gomaxprocs", type=int, default=None, help="Ps (default: CPUs)")
@@ -659,7 +643,6 @@ def register(sub):
     # object ("corrupt") or a kernel that dies half-way ("error").
     p.add_argument("--inject", choices=["corrupt", "error"], default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_stress)
-    return p
 
 
 def cmd_stress(args):

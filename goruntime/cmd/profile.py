@@ -1,6 +1,6 @@
 """Contention profiles of the model's runtime locks: `goruntime profile` and its Python API.
 
-    from goruntime.profile import profile
+    from goruntime.cmd.profile import profile
     prof = profile(gomaxprocs=2, ms=4, duration=2.0, size=4096, mcache="lockfree")
     print(prof.format())                  # the text report
     prof.write_pprof("mutex.pb.gz")       # for `go tool pprof -top mutex.pb.gz`
@@ -19,12 +19,10 @@ import os
 import sys
 import time
 
-from goruntime.report import (_ns, _rate, format_columns, format_lock_table, format_wait_hist,
-                              hist_quantile_ns, mean_wait_ns)
+from goruntime import MCACHE_MODES, MCENTRAL_MODES, Runtime
+from goruntime.cmd.report import (_ns, _rate, format_columns, format_lock_table, format_wait_hist,
+                              hist_quantile_ns, mean_wait_ns, mode_label)
 
-MCACHE_MODES = ("lockfree", "locked", "none")
-MCENTRAL_MODES = ("mutex", "spanset")
-DEFAULT_MODES = {"mcache": "lockfree", "mcentral": "mutex", "pagecache": False}
 
 # -- call sites and their Go stacks -----------------------------------------------------------
 
@@ -91,33 +89,6 @@ def site_stack(lock_class, site, mcache="lockfree"):
     return stack
 
 
-# -- Runtime construction with the comparison modes --------------------------------------------
-
-def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):
-    if mcache not in MCACHE_MODES:
-        raise ValueError(f"mcache must be one of {', '.join(MCACHE_MODES)}, not {mcache!r}")
-    if mcentral not in MCENTRAL_MODES:
-        raise ValueError(f"mcentral must be one of {', '.join(MCENTRAL_MODES)}, not {mcentral!r}")
-    if not isinstance(pagecache, bool):
-        raise ValueError(f"pagecache must be True or False, not {pagecache!r}")
-
-
-def new_runtime(*, mcache="lockfree", mcentral="mutex", pagecache=False, **kwargs):
-    """Runtime(**kwargs) in the given comparison modes. A mode left at its default is not
-    passed on, so the default modes work with any Runtime."""
-    from goruntime import Runtime
-    check_modes(mcache, mcentral, pagecache)
-    modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
-    kwargs.update({k: v for k, v in modes.items() if v != DEFAULT_MODES[k]})
-    return Runtime(**kwargs)
-
-
-def mode_label(mcache="lockfree", mcentral="mutex", pagecache=False):
-    """A short name of a mode combination: "lockfree", "none+spanset", "locked+pagecache"."""
-    return "+".join([mcache] + (["spanset"] if mcentral == "spanset" else [])
-                    + (["pagecache"] if pagecache else []))
-
-
 def _process_counters():
     """The whole process's CPU time and context switches, exited threads included
     (getrusage(RUSAGE_SELF); psutil reads only the main thread's switches on Linux)."""
@@ -148,7 +119,7 @@ def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=F
     and weights, or one `size`; noscan, live, large_share, seed. Without sizes or size the
     workload is the realistic mix of `goruntime run`, with 0.1% large objects.
     """
-    from goruntime.cli import DEFAULT_SIZES, DEFAULT_WEIGHTS
+    from goruntime.cmd.flags import DEFAULT_SIZES, DEFAULT_WEIGHTS
     if size is not None and sizes is not None:
         raise ValueError("give sizes or size, not both")
     if size is not None:
@@ -160,8 +131,8 @@ def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=F
     if duration is None and ops is None:
         duration = 1.0
     modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
-    rt = new_runtime(gomaxprocs=gomaxprocs, sizeclasses=sizeclasses, gogc=gogc,
-                     max_heap=max_heap, **modes)
+    rt = Runtime(gomaxprocs=gomaxprocs, sizeclasses=sizeclasses, gogc=gogc,
+                 max_heap=max_heap, **modes)
     with rt:
         before = _process_counters()
         started = time.time_ns()
@@ -197,7 +168,7 @@ class Profile:
         locks = rt.lockstats()          # before memstats, whose stop-the-world takes sched
         ms = rt.memstats().as_dict()
         config = dict(result.config)
-        config.update(modes or getattr(rt, "modes", None) or DEFAULT_MODES)
+        config.update(modes or rt.modes)
         config["mode"] = mode_label(config["mcache"], config["mcentral"], config["pagecache"])
         return cls(config, result.as_dict(), locks, ms, process=process,
                    started_ns=started_ns or time.time_ns() - int(result.elapsed * 1e9))
@@ -264,7 +235,7 @@ class Profile:
 
     def samples(self):
         """The pprof samples: one per lock instance and call site that waited."""
-        from goruntime.pprof import Sample
+        from goruntime.cmd.pprof import Sample
         out = []
         for c, _, _, labels, s in self._instances():
             for site, v in s["sites"].items():
@@ -274,7 +245,7 @@ class Profile:
 
     def pprof(self):
         """The gzipped profile.proto contention profile."""
-        from goruntime.pprof import encode_contention_profile
+        from goruntime.cmd.pprof import encode_contention_profile
         return encode_contention_profile(
             self.samples(), duration_ns=int(self.result["elapsed"] * 1e9), time_ns=self.started_ns,
             filenames=GO_FILES, comments=[self.describe()])
@@ -452,12 +423,12 @@ class Profile:
 def register(sub):
     """Adds `goruntime profile` to the cli's subparsers."""
     import argparse
-    from goruntime.cli import _add_workload_args
+    from goruntime.cmd.flags import add_workload_args
     p = sub.add_parser("profile", help="profile runtime lock contention; text, --json or --pprof",
                        description="Runs the churn kernel and reports every runtime lock: "
                        "acquisitions, contention, waits, holds, call sites; per M: lock waits, "
                        "context switches, CPU time.")
-    _add_workload_args(p)
+    add_workload_args(p)
     for action in p._actions:
         if action.dest == "large_share":
             action.help = "share of objects over 32 KiB (default 0.001 with the default mix, else 0)"

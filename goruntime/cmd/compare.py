@@ -4,7 +4,7 @@ fixed number of Ps; each cell runs the churn kernel on a fresh Runtime.
 
 The cells are independent, so they can be spread over processes or machines:
 
-    from goruntime.compare import cells, run_cell, format_table, plot
+    from goruntime.cmd.compare import cells, run_cell, format_table, plot
     results = [run_cell(c) for c in cells(ms=[1, 2, 4], modes=["lockfree", "none"])]
     print(format_table(results)); plot(results, "compare.png")
 
@@ -15,8 +15,8 @@ import itertools
 import json
 import sys
 
-from goruntime.profile import MCACHE_MODES, MCENTRAL_MODES, check_modes, mode_label, new_runtime
-from goruntime.report import _ns, _rate, format_columns
+from goruntime import MCACHE_MODES, MCENTRAL_MODES, Runtime, check_modes
+from goruntime.cmd.report import _ns, _rate, format_columns, mode_label
 
 DEFAULT_MS = (1, 2, 4, 8, 16)
 DEFAULT_SIZES = (16, 256, 4096)
@@ -64,7 +64,7 @@ def cell_id(cell):
 def run_cell(cell):
     """Runs one cell on a fresh Runtime; returns the cell's parameters and its figures."""
     c = {**CELL_DEFAULTS, **cell}
-    rt = new_runtime(gomaxprocs=c["gomaxprocs"], sizeclasses=c["sizeclasses"], gogc=c["gogc"],
+    rt = Runtime(gomaxprocs=c["gomaxprocs"], sizeclasses=c["sizeclasses"], gogc=c["gogc"],
                      mcache=c["mcache"], mcentral=c["mcentral"], pagecache=c["pagecache"])
     with rt:
         r = rt.run(ms=c["ms"], duration=None if c["ops"] else c["duration"], ops=c["ops"],
@@ -225,7 +225,7 @@ def _onoff(text):
 
 def register(sub):
     """Adds `goruntime compare` to the cli's subparsers."""
-    from goruntime.cli import _parse_gogc
+    from goruntime.cmd.flags import parse_gogc
     p = sub.add_parser("compare", help="sweep Ms x modes x sizes: throughput, lock wait, contention, GC",
                        description="Runs the churn kernel for every number of Ms, mode and object "
                        "size on a fixed number of Ps and prints them side by side.")
@@ -241,7 +241,7 @@ def register(sub):
     p.add_argument("--gomaxprocs", type=int, default=2, help="number of Ps (default 2)")
     p.add_argument("--duration", type=float, default=None, help="seconds per cell (default 1)")
     p.add_argument("--ops", type=int, default=None, help="allocations per M instead of --duration")
-    p.add_argument("--gogc", type=_parse_gogc, default=100, help="GOGC percentage or 'off' (default 100)")
+    p.add_argument("--gogc", type=parse_gogc, default=100, help="GOGC percentage or 'off' (default 100)")
     p.add_argument("--live", type=int, default=1024, help="objects each M keeps alive (default 1024)")
     p.add_argument("--noscan", type=float, default=0.0, help="share of pointer-free objects (default 0)")
     p.add_argument("--sizeclasses", "--go", dest="sizeclasses", default="go1.13",
