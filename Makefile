@@ -27,7 +27,7 @@ $(DEPS): pyproject.toml | $(VPY)
 
 # One rule builds them all (setup.py compiles in parallel); grouped target.
 $(EXTENSIONS) &: $(DEPS) $(SOURCES) setup.py
-	@echo "goruntime: compiling $(words $(PYX)) Cython modules (a minute or two on 2 cores)"
+	@echo "goruntime: building the $(words $(PYX)) Cython extensions (the first build takes a minute or two on 2 cores)"
 	$(VPY) setup.py -q build_ext --inplace
 	@touch $(EXTENSIONS)
 
