@@ -1,13 +1,27 @@
-"""Shared fixtures and checks for the goruntime test suite (tests/test_runtime_*.py)."""
+"""Shared fixtures and checks for the goruntime test suite.
+
+The files are one per structure (test_sizeclasses, test_mspan, test_mspanset, test_lock,
+test_mheap, test_mcentral, test_mcache, test_proc, test_mgc, test_mstats, test_malloc), plus
+the public API (test_api), the command line (test_cli), the stress workloads (test_stress),
+the tools (test_profile, test_pprof, test_compare), the layout and import graph
+(test_layout), the machine code of the mcache path
+(test_fastpath), the API fuzzer (test_fuzz_api) and ThreadSanitizer (test_tsan).
+
+assert_memstats_invariants below is the one place the tests check MemStats identities."""
+import contextlib
+import threading
+import time
+
 import pytest
 
 from goruntime import Runtime
+from goruntime.mstats import memstats_problems
 
 VERSIONS = ("go1.13", "go1.19")
 PAGE = 8192
 ARENA = 64 << 20
 MAX_SMALL = 32768
-NUM_PAUSES = 256
+OPS = 20000             # allocations per M of the churn runs
 
 # The MemStats fields that a call which is refused must leave alone.
 STAT_FIELDS = ("Mallocs", "Frees", "HeapAlloc", "HeapInuse", "HeapObjects", "HeapSys",
@@ -40,8 +54,27 @@ def rt_sc(sc_version):
         r.close()
 
 
+@pytest.fixture
+def live(rt):
+    """A few live objects to aim bad pointers at: small, tiny and large."""
+    with rt.proc():
+        small = rt.malloc(64)
+        other = rt.malloc(64)
+        tiny = rt.malloc(4, noscan=True)
+        tiny2 = rt.malloc(4, noscan=True)
+    large = rt.malloc(40000)
+    rt.write(small, b"S" * 64)
+    return {"small": small, "other": other, "tiny": tiny, "tiny2": tiny2, "large": large}
+
+
 def stat_snapshot(ms, fields=STAT_FIELDS):
     return {f: getattr(ms, f) for f in fields}
+
+
+def by_size(ms, size):
+    """The BySize entry of one class size."""
+    [entry] = [b for b in ms.BySize if b["Size"] == size]
+    return entry
 
 
 def held_p(rt):
@@ -51,46 +84,25 @@ def held_p(rt):
     return held[0]
 
 
-def assert_memstats_invariants(ms, rt=None):
-    """Checks the identities every MemStats snapshot must satisfy.
+def lock_counts(rt):
+    """Acquisitions of the mheap, scheduler and mcentral locks, and P acquisitions."""
+    ls = rt.lockstats()
+    return {"mheap": ls["mheap"]["acquisitions"], "sched": ls["sched"]["acquisitions"],
+            "mcentral": ls["mcentral"]["acquisitions"], "p_acquires": ls["sched"]["p_acquires"]}
 
-    With `rt` (only when no other thread is using it) the heap figures are also
-    checked against the page allocator's own view: arenas and free runs.
+
+def assert_memstats_invariants(ms, rt=None, prev=None):
+    """Checks the identities every MemStats snapshot must satisfy (goruntime.mstats.
+    memstats_problems, which the stress runner checks too).
+
+    With `prev` (an earlier snapshot of the same runtime) the cumulative counters must
+    not have gone backwards. With `rt` (only when no other thread is using it) the heap
+    figures are also checked against the page allocator's own view: arenas and free
+    runs. In the page-cache mode (Runtime(pagecache=True)) HeapIdle also counts the
+    pages parked in the Ps' page caches, which free_runs() does not list.
     """
-    assert ms.HeapIdle + ms.HeapInuse == ms.HeapSys, ms
-    assert ms.Mallocs - ms.Frees == ms.HeapObjects, ms
-    assert 0 <= ms.HeapObjects <= ms.Mallocs, ms
-    assert 0 <= ms.HeapAlloc <= ms.HeapInuse, ms
-    assert ms.Alloc == ms.HeapAlloc
-    assert ms.HeapReleased <= ms.HeapIdle, ms
-    assert ms.HeapInuse % PAGE == 0 and ms.HeapIdle % PAGE == 0, ms
-    assert ms.HeapSys % ARENA == 0, ms
-    if ms.HeapObjects == 0:
-        assert ms.HeapAlloc == 0, ms
-
-    by_mallocs = sum(b["Mallocs"] for b in ms.BySize)
-    by_frees = sum(b["Frees"] for b in ms.BySize)
-    assert by_mallocs <= ms.Mallocs
-    assert by_frees <= ms.Frees
-    sizes = [b["Size"] for b in ms.BySize]
-    assert sizes == sorted(set(sizes)) and sizes[-1] == MAX_SMALL
-    for b in ms.BySize:
-        assert 0 <= b["Frees"] <= b["Mallocs"], b
-    # Every allocation is exactly one of: a small object (or tiny block), a tiny
-    # object packed into an existing block, or a large object.
-    assert ms.Mallocs == by_mallocs + ms.TinyAllocs + ms.LargeAllocs, ms
-    assert ms.Frees == by_frees + ms.TinyAllocs + ms.LargeFrees, ms
-    assert 0 <= ms.LargeFrees <= ms.LargeAllocs
-    assert ms.MCacheHits >= 0 and ms.MCacheHits + ms.Refills == by_mallocs
-    assert ms.MCentralGrows <= ms.Refills
-    assert ms.TotalAlloc >= ms.HeapAlloc
-    assert len(ms.PauseNs) == min(ms.NumGC, NUM_PAUSES)
-    assert ms.PauseTotalNs >= sum(ms.PauseNs)
-    assert ms.HeapGrows * ARENA <= ms.HeapSys
-
-    assert ms.MSpanInuse <= ms.MSpanSys
-    if ms.HeapInuse == 0:
-        assert ms.MSpanInuse == 0 and ms.GCSys == 0, ms
+    problems = memstats_problems(ms, prev)
+    assert problems == [], f"{problems} in {ms}"
 
     if rt is not None:
         rt.verify()                                 # raises GoRuntimeError on a broken invariant
@@ -98,7 +110,10 @@ def assert_memstats_invariants(ms, rt=None):
         assert sum(size for _, size in arenas) == ms.HeapSys
         assert len(arenas) == ms.HeapGrows
         runs = rt.heap.free_runs()
-        assert sum(n for _, n in runs) * PAGE == ms.HeapIdle
+        if rt.modes["pagecache"]:
+            assert sum(n for _, n in runs) * PAGE <= ms.HeapIdle
+        else:
+            assert sum(n for _, n in runs) * PAGE == ms.HeapIdle
         # Free runs are ordered, and maximal (coalesced) within an arena.
         bases = {base for base, _ in arenas}
         for (b0, n0), (b1, _) in zip(runs, runs[1:]):
@@ -108,3 +123,80 @@ def assert_memstats_invariants(ms, rt=None):
 @pytest.fixture
 def invariants():
     return assert_memstats_invariants
+
+
+def assert_all_collected(rt, allocs=None):
+    """After a gc nothing is live: every span went back to the page heap."""
+    rt.gc()
+    ms = rt.memstats()
+    assert ms.HeapObjects == 0 and ms.HeapAlloc == 0 and ms.HeapInuse == 0, ms
+    assert ms.Mallocs == ms.Frees
+    if allocs is not None:
+        assert ms.Mallocs == allocs
+    assert_memstats_invariants(ms, rt)
+    # Each arena is one free run again: freed pages coalesced completely.
+    assert rt.heap.free_runs() == [(base, size // PAGE) for base, size in rt.heap.arenas]
+    assert all(p.mcache.spans() == [] for p in rt.ps)
+    return ms
+
+
+def assert_run_result(r, ms, ops):
+    """The figures of rt.run(ms=ms, ops=ops) with a kernel that drops what it holds."""
+    assert r.allocs == ms * ops
+    assert r.frees == r.allocs                       # every kernel drops what it holds
+    assert len(r.per_m) == ms
+    assert sorted(m["id"] for m in r.per_m) == list(range(ms))
+    for m in r.per_m:
+        assert m["allocs"] == ops and m["frees"] == ops
+
+
+@contextlib.contextmanager
+def unchanged(rt):
+    """Asserts that the block leaves the MemStats counters (and the heap's free runs) alone."""
+    before = stat_snapshot(rt.memstats())
+    runs = rt.heap.free_runs()
+    yield
+    ms = rt.memstats()
+    assert stat_snapshot(ms) == before
+    assert rt.heap.free_runs() == runs
+    assert_memstats_invariants(ms, rt)
+
+
+def finishes(fn, timeout=30.0):
+    """Runs fn in a thread; fails the test if it does not return (a lock left held)."""
+    out = {}
+
+    def target():
+        try:
+            out["value"] = fn()
+        except BaseException as e:      # noqa: BLE001 - re-raised below
+            out["error"] = e
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"{fn} did not return within {timeout} s"
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def wait_until(cond, timeout=30.0, what=None, poll=0.001):
+    """Polls cond() until it is true; fails the test if it is still false after timeout
+    seconds. (The sleep is the polling interval, not a stand-in for the condition.)"""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"{what or cond} still false after {timeout} s"
+        time.sleep(poll)
+
+
+def consistent(rt, st=None):
+    """Ps released, locks free (gc and verify complete), MemStats invariants, and
+    after a gc HeapObjects equal to what a Stress's slots still hold."""
+    assert [p.status.name for p in rt.ps] == ["P_IDLE"] * rt.gomaxprocs
+    finishes(rt.gc)
+    finishes(rt.verify)
+    ms = rt.memstats()
+    assert_memstats_invariants(ms, rt)
+    if st is not None:
+        assert ms.HeapObjects == st.held()[1]
+    return ms

@@ -1,9 +1,9 @@
 """`goruntime compare`: one pytest case per (small) sweep cell, so pytest-xdist spreads the
-sweep over workers the way users spread theirs; the table, the plot and the command. Cells
-are sized in allocations per M: nothing here depends on timing."""
+sweep over workers the way users spread theirs; the table and the plot (the command itself
+is tested in test_cli.py). Cells are sized in allocations per M: nothing here depends on
+timing."""
 import importlib.util
 import json
-import re
 import sys
 
 import pytest
@@ -119,32 +119,3 @@ def test_plot_without_matplotlib(monkeypatch, tmp_path, capsys):
               "--sizes", "64", "--ops", "100", "--plot", str(tmp_path / "x.png")])
     assert "[1/1]" not in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
-
-
-def test_cli_json(capsys):
-    main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "64",
-          "--ops", "2000", "--json"])
-    cap = capsys.readouterr()
-    results = json.loads(cap.out)["results"]
-    assert [(r["ms"], r["mode"], r["size"], r["allocs"]) for r in results] == [
-        (1, "lockfree", 64, 2000), (2, "lockfree", 64, 4000)]
-    assert "[2/2] 64B-2M-lockfree" in cap.err
-
-
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
-def test_cli_table_and_plot(capsys, tmp_path):
-    path = tmp_path / "c.png"
-    main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "16,1024",
-          "--ops", "1000", "--gogc", "off", "--plot", str(path), "-q"])
-    cap = capsys.readouterr()
-    assert "GOGC=off" in cap.out and "throughput" in cap.out
-    assert re.search(r"^\s+1024B\s+2\s+\d+\.\d\d$", cap.out, re.M)
-    assert cap.err.strip() == f"goruntime compare: wrote {path}"
-    assert path.read_bytes()[:4] == b"\x89PNG"
-
-
-def test_cli_rejects_bad_lists():
-    for args in (["--modes", "lockfree,shared"], ["--ms", "1,x"], ["--mcentral", "tree"],
-                 ["--pagecache", "maybe"]):
-        with pytest.raises(SystemExit):
-            main(["compare", *args])

@@ -1,6 +1,7 @@
 """Evidence that the mcache path executes no atomic read-modify-write and no
 fence: the machine code of mallocgc's small-object path, compiled on its own
 (testkernels.mcache_path_probe), is read back with objdump."""
+import platform
 import re
 import shutil
 import subprocess
@@ -9,7 +10,13 @@ import pytest
 
 import testkernels as bk
 
-pytestmark = pytest.mark.skipif(shutil.which("objdump") is None, reason="needs binutils' objdump")
+pytestmark = [
+    # The patterns below are x86-64 machine code: `lock`-prefixed instructions,
+    # xchg / cmpxchg / xadd, mfence / sfence / lfence, `call`.
+    pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
+                       reason=f"x86-64 machine code checks; this machine is {platform.machine()}"),
+    pytest.mark.skipif(shutil.which("objdump") is None, reason="needs binutils' objdump"),
+]
 
 
 def _disassemble():

@@ -298,6 +298,7 @@ class APIFuzz(RuleBasedStateMachine):
         self.switch = None          # not None: run the next operation on another thread,
                                     # inside its own `with rt.proc():` if True
         self.step = 0
+        self.last_ms = None         # the last MemStats snapshot memstats_match checked
 
     # -- plumbing ------------------------------------------------------------
 
@@ -313,7 +314,6 @@ class APIFuzz(RuleBasedStateMachine):
         self.rt = Runtime(gomaxprocs=2, gogc=gogc, sizeclasses=version, mcache=mcache,
                           mcentral=mcentral, pagecache=pagecache)
         self.gogc = gogc
-        self.pagecache = pagecache
         # Without mcaches there is no tiny allocator: small noscan objects get a slot.
         self.ref = Reference(self.rt.sizeclasses, tiny=mcache != "none")
         self.stats_every = stats_every
@@ -856,13 +856,25 @@ class APIFuzz(RuleBasedStateMachine):
         gate = threading.Barrier(3 if ngc else 2)
         results = [None, None]
         errors = []
+        # The workers' mallocs so far and how many workers are done, for the collector.
+        progress = threading.Condition()
+        state = {"mallocs": 0, "done": 0}
+
+        def advance(key):
+            with progress:
+                state[key] += 1
+                progress.notify_all()
 
         def collector():
             try:
                 gate.wait(JOIN_TIMEOUT)
-                for _ in range(ngc):
+                for k in range(ngc):
+                    # Spread over the batch: the k-th collection waits for k of the
+                    # workers' mallocs (or for both workers to be done).
+                    with progress:
+                        assert progress.wait_for(lambda: state["mallocs"] >= k or state["done"] == 2,
+                                                 JOIN_TIMEOUT), "the workers made no progress"
                     rt.gc()
-                    time.sleep(0)
             except BaseException as e:          # noqa: BLE001 - re-raised on the main thread
                 errors.append(e)
 
@@ -880,6 +892,7 @@ class APIFuzz(RuleBasedStateMachine):
                         n = ref.zero_check_len(size, noscan)
                         addr = rt.malloc(size, noscan=noscan)
                         got.append((size, noscan, addr, rt.read(addr, n)))
+                        advance("mallocs")
                         if k < len(mine):
                             obj = mine[k]
                             # A tiny object's extent may shrink while the other
@@ -901,6 +914,7 @@ class APIFuzz(RuleBasedStateMachine):
                         ctx.__exit__(None, None, None)
             except BaseException as e:          # noqa: BLE001 - re-raised on the main thread
                 errors.append(e)
+            advance("done")
             results[w] = (got, wrote, freed)
 
         threads = [threading.Thread(target=worker, args=(w,), name=f"fuzz-batch-{w}", daemon=True)
@@ -971,16 +985,11 @@ class APIFuzz(RuleBasedStateMachine):
         if self.rt is None or self.step % self.stats_every:
             return
         ms = self.rt.memstats()
-        assert ms.HeapIdle + ms.HeapInuse == ms.HeapSys, ms
-        assert ms.Mallocs - ms.Frees == ms.HeapObjects, ms
-        assert ms.HeapAlloc <= ms.HeapInuse, ms
-        if self.pagecache:
-            # HeapIdle counts the pages parked in the Ps' page caches, which
-            # free_runs() does not list: the page-run cross-check does not apply.
-            assert_memstats_invariants(ms)
-            assert sum(n for _, n in self.rt.heap.free_runs()) * PAGE <= ms.HeapIdle
-        else:
-            assert_memstats_invariants(ms, self.rt)
+        # The identities, the page allocator's view (HeapIdle also counts the pages of
+        # the Ps' page caches in the page-cache mode) and, against the last snapshot,
+        # counters that only grow.
+        assert_memstats_invariants(ms, self.rt, prev=self.last_ms)
+        self.last_ms = ms
         ref = self.ref
         assert ms.NumGC == ref.numgc, (ms.NumGC, ref.numgc)
         assert ms.Mallocs == ref.mallocs, (ms.Mallocs, ref.mallocs)

@@ -1,7 +1,6 @@
-"""`goruntime profile`: lock figures, call-site attribution, the pprof export, JSON and text
-output, and the evidence of issue 3 section 5 (contention where it must be, none where it
-must not). No timing assertions: runs are sized in allocations, and tests that need
-contention retry until they see some."""
+"""`goruntime profile`'s Python API: lock figures, call-site attribution, the pprof export,
+and the rendering (the command itself is tested in test_cli.py). No timing assertions:
+runs are sized in allocations, and tests that need contention retry until they see some."""
 import json
 import os
 import re
@@ -11,12 +10,11 @@ from collections import Counter
 
 import pytest
 
-from goruntime import Runtime
-
 from goruntime.cmd.main import main
 from goruntime.lock import SITE_NAMES
 from goruntime.cmd.pprof import decode_profile
-from goruntime.cmd.profile import (GROW, MALLOCGC, Profile, profile, site_stack)
+from goruntime.cmd.profile import (GO_FILES, GROW, HEAPALLOC, MALLOCGC, SITE_STACKS, Profile,
+                               profile, site_stack)
 from goruntime.cmd.report import format_wait_hist, hist_quantile_ns
 from goruntime.lock import sum_lockstats
 
@@ -47,7 +45,7 @@ def _site_of(stack):
     return next(f for f in stack if f in SITES)
 
 
-# -- pprof against lockstats --------------------------------------------------------------------
+# -- pprof against lockstats -----------------------------------------------------------
 
 @pytest.mark.parametrize("mcache", ["lockfree", "locked", "none"])
 def test_pprof_values_match_lockstats(tmp_path, mcache):
@@ -60,11 +58,16 @@ def test_pprof_values_match_lockstats(tmp_path, mcache):
     assert dec["duration_ns"] > 0 and dec["samples"]
 
     ls = prof.lockstats
+    # Every call site of the profile has its own Go stack, not site_stack's one-frame fallback.
+    for lock in ("mcentral", "mheap", "sched", "mcache"):
+        for site in ls[lock]["sites"]:
+            assert (lock, site) in SITE_STACKS, (lock, site)
     by_class, by_site, by_central = Counter(), Counter(), Counter()
     for s in dec["samples"]:
         c, d = s["values"]
         lock = s["labels"]["lock"]
         site = _site_of(s["stack"])
+        assert (lock, site) in SITE_STACKS, (lock, site)
         assert tuple(s["stack"]) == site_stack(lock, site, mcache)
         assert s["stack"][0].startswith("runtime.") and c > 0
         by_class[lock, "c"] += c
@@ -119,9 +122,35 @@ def test_site_stacks_are_go_call_paths():
         "runtime.(*mcentral).cacheSpan", MALLOCGC)
     assert site_stack("mheap", GROW, "none") == ("runtime.(*mheap).alloc", GROW,
                                                  "runtime.(*mcentral).cacheSpan", MALLOCGC)
-    for site in SITES:                  # every site the core can report has a stack
+    # Every explicit stack is a Go call path from its site: the leaf, but for the heap lock,
+    # which mheap.alloc takes on behalf of its caller; and every frame has its Go file.
+    for (lock, site), stack in SITE_STACKS.items():
+        assert site in SITES, (lock, site)
+        assert stack[0] == site or (lock == "mheap" and stack[:2] == (HEAPALLOC, site)), stack
+        assert all(f in GO_FILES for f in stack), stack
+        assert site_stack(lock, site) == stack
+
+
+# Runs that between them take every lock at every call site the model has: each mcache
+# mode with and without the span-set mcentral, the page cache, large objects, collections.
+SITE_RUNS = [dict(mcache=mcache, mcentral=mcentral, pagecache=pagecache)
+             for mcache in ("lockfree", "locked", "none") for mcentral in ("mutex", "spanset")
+             for pagecache in (False, True)]
+
+
+def test_every_site_in_a_profile_has_a_go_stack():
+    """A (lock class, call site) pair that a profile reports must have its own entry in
+    SITE_STACKS (site_stack would otherwise give it the one-frame stack (site,)); and
+    every entry is a pair some run reports."""
+    seen = set()
+    for modes in SITE_RUNS:
+        prof = profile(gomaxprocs=2, ms=3, ops=3000, sizes=[16, 1024, 32768], large_share=0.05,
+                       live=64, gogc=25, seed=1, **modes)
         for lock in ("mcentral", "mheap", "sched", "mcache"):
-            assert site_stack(lock, site) and all(f.startswith("runtime.") for f in site_stack(lock, site))
+            for site in (prof.lockstats[lock] or {"sites": {}})["sites"]:
+                assert (lock, site) in SITE_STACKS, (modes, lock, site)
+                seen.add((lock, site))
+    assert seen == set(SITE_STACKS)
 
 
 def _pprof_top(path, tmp_path, index):
@@ -159,69 +188,7 @@ def test_go_tool_pprof_top_reads_profile(tmp_path):
         assert rows == expected, text
 
 
-# -- the Python API and the command ---------------------------------------------------------------
-
-def test_cli_json_shape_and_pprof(tmp_path, capsys):
-    path = tmp_path / "p.pb.gz"
-    main(["profile", "--gomaxprocs", "2", "--ms", "2", "--ops", "3000", "--size", "1024",
-          "--seed", "7", "--json", "--pprof", str(path)])
-    cap = capsys.readouterr()
-    doc = json.loads(cap.out)
-    assert str(path) in cap.err
-    assert set(doc) >= {"config", "throughput", "lock_wait_share", "lock_classes", "locks",
-                        "per_m", "gc", "process", "memstats", "wait_hist_buckets"}
-    cfg = doc["config"]
-    assert (cfg["mcache"], cfg["mcentral"], cfg["pagecache"], cfg["mode"]) == ("lockfree", "mutex", False, "lockfree")
-    assert cfg["ms"] == 2 and cfg["ops"] == 3000 and cfg["sizes"] == 1024 and cfg["seed"] == 7
-    assert cfg["large_share"] == 0.0
-    assert doc["throughput"]["allocs"] == 6000 and doc["throughput"]["allocs_per_sec"] > 0
-    names = [c["name"] for c in doc["lock_classes"]]
-    assert names[:3] == ["mcentral (all)", "mheap", "sched"] and set(names[3:]) <= {"mcache (all Ps)"}
-    row_keys = {"name", "class", "instance", "acquisitions", "contended", "contended_rate", "wait_ns",
-                "mean_wait_ns", "max_wait_ns", "wait_p50_ns", "wait_p99_ns", "wait_hist", "hold_ns_est",
-                "max_hold_ns", "hold_samples", "owner_switches", "max_waiters", "sites"}
-    for row in doc["lock_classes"] + doc["locks"]:
-        assert set(row) == row_keys
-        assert len(row["wait_hist"]) == HIST and sum(row["wait_hist"]) == row["contended"]
-        assert 0 <= row["contended"] <= row["acquisitions"]
-        assert sum(s["acquisitions"] for s in row["sites"]) == row["acquisitions"]
-        for s in row["sites"]:
-            assert s["site"] in SITES and s["stack"] == list(site_stack(row["class"], s["site"]))
-    mcentral = doc["lock_classes"][0]
-    assert mcentral["acquisitions"] > 0
-    assert "runtime.(*mcentral).cacheSpan" in {s["site"] for s in mcentral["sites"]}
-    insts = [r for r in doc["locks"] if r["class"] == "mcentral"]
-    assert insts and all(isinstance(r["instance"], int) and r["acquisitions"] for r in insts)
-    assert sum(r["acquisitions"] for r in insts) == mcentral["acquisitions"]
-    assert {r["name"] for r in doc["locks"]} >= {"mheap", "sched"}
-    assert len(doc["per_m"]) == 2
-    for m in doc["per_m"]:
-        assert m["allocs"] == 3000 and m["tid"] > 0 and m["cpu_ns"] > 0
-        assert m["voluntary_ctx_switches"] >= 0 and m["involuntary_ctx_switches"] >= 0
-        assert m["lock_wait_ns"] + m["p_wait_ns"] + m["running_ns"] >= m["elapsed_ns"] > 0
-        assert 0 <= m["lock_wait_share"] <= 1 and 0 <= m["running_share"] <= 1
-    assert set(doc["gc"]) == {"num_gc", "pause_total_ns", "pause_max_ns"}
-    assert doc["memstats"]["Mallocs"] >= 6000
-    decode_profile(path.read_bytes())
-
-
-def test_cli_text_table(capsys):
-    main(["profile", "--gomaxprocs", "2", "--ms", "3", "--ops", "2000", "--sizes", "16,64,1024",
-          "--top", "2"])
-    text = capsys.readouterr().out
-    assert text.startswith("goruntime profile: 3 Ms on GOMAXPROCS=2, mcache lockfree, mcentral mutex")
-    for section in ("throughput: 6,000 allocations", "lock classes", "lock instances",
-                    "call sites", "call stacks (leaf first", "wait times", "per M"):
-        assert section in text, section
-    assert re.search(r"^mcentral \(all\)\s+\d+", text, re.M)
-    assert re.search(r"^mheap\s+\d+", text, re.M) and re.search(r"^sched\s+\d+", text, re.M)
-    assert "mcache (all Ps)" not in text        # no mcache locks in the lock-free mode
-    instances = text.split("lock instances")[1].split("\n\n")[0]
-    assert len(re.findall(r"^  mcentral\[\d+\] \d+B (no)?scan\s+\d+", instances, re.M)) == 2  # --top 2
-    assert re.search(r"^runtime\.\(\*mcentral\)\.cacheSpan\s+mcentral\s+[\d,]+", text, re.M)
-    assert "runtime.(*mcentral).cacheSpan <- runtime.(*mcache).refill" in text
-    assert len(re.findall(r"^M[012]\s+\d+\s+2,000 ", text, re.M)) == 3
-
+# -- the Python API --------------------------------------------------------------------
 
 def test_profile_argument_checks():
     with pytest.raises(ValueError, match="mcache"):
@@ -235,7 +202,7 @@ def test_profile_argument_checks():
 
 
 
-# -- rendering and pprof labels, on made-up figures (the "locked" mode's per-P mcache locks) ------
+# -- rendering and pprof labels, on made-up figures (the "locked" mode's per-P mcache locks) ---
 
 def _stats(acq, cont, wait, sites, hist=None):
     h = [0] * HIST
@@ -312,57 +279,3 @@ def test_wait_histogram_rendering():
     assert hist_quantile_ns(h, 0.1) == 2048 and hist_quantile_ns(h, 0.5) == 8192
     h[0] = 1
     assert format_wait_hist(h).startswith("   0ns ")
-
-
-# -- evidence (issue 3, section 5) -----------------------------------------------------------------
-
-def _held_p(rt):
-    held = [p for p in rt.ps if p.status.name == "P_SYSCALL"]
-    assert len(held) == 1
-    return held[0]
-
-
-@pytest.mark.parametrize("size", [16, 64, 1024])
-def test_lockfree_warm_loop_takes_no_mcentral_lock(size):
-    """After a warm-up malloc caches a span, allocations that fit in it never lock."""
-    with Runtime(gomaxprocs=2, gogc=None, mcache="lockfree") as rt:
-        with rt.proc():
-            first = rt.malloc(size)
-            span = next(s for s in _held_p(rt).mcache.spans()
-                        if s["base"] <= first < s["base"] + s["npages"] * 8192)
-            room = span["nelems"] - span["allocCount"]
-            assert room > 0
-            before = rt.lockstats()
-            xs = [rt.malloc(size) for _ in range(room)]
-            after = rt.lockstats()
-        assert all(span["base"] <= x < span["base"] + span["npages"] * 8192 for x in xs)
-        assert after["mcentral"]["acquisitions"] == before["mcentral"]["acquisitions"]
-        assert after["mheap"]["acquisitions"] == before["mheap"]["acquisitions"]
-        if after.get("mcache") is not None:
-            assert after["mcache"]["acquisitions"] == 0
-        assert before["mcentral"]["acquisitions"] > 0      # the warm-up refill did lock
-
-
-def test_mcache_none_two_ms_contend_on_mcentral():
-    """Without per-P caches every allocation goes to the mcentral: with 2 Ms on 2 Ps
-    allocating one size, its lock is taken and, sooner or later, contended."""
-    for attempt in range(6):
-        with Runtime(gomaxprocs=2, mcache="none") as rt:
-            r = rt.run(ms=2, ops=20000 * (attempt + 1), sizes=4096, live=256, seed=attempt + 1)
-            c = rt.lockstats()["mcentral"]
-        assert c["acquisitions"] >= r.allocs > 0
-        if c["contended"] > 0:
-            break
-    assert c["contended"] > 0, c
-
-
-@pytest.mark.parametrize("mcache", ["lockfree", "none"])
-def test_spanset_takes_no_mcentral_mutex(mcache):
-    with Runtime(gomaxprocs=2, mcache=mcache, mcentral="spanset") as rt:
-        r = rt.run(ms=3, ops=5000, sizes=[16, 256, 4096, 32768], noscan=0.5, live=256, seed=5)
-        rt.gc()
-        ls = rt.lockstats()
-        ms = rt.memstats()
-    assert r.allocs == 15000 and ms.Mallocs >= r.allocs and ms.NumGC >= 1
-    assert ls["mcentral"]["acquisitions"] == 0, ls["mcentral"]["sites"]
-    assert all(s["acquisitions"] == 0 for s in ls["mcentrals"].values())

@@ -31,12 +31,13 @@ CFLAGS = "-fsanitize=thread -O1 -g -fno-omit-frame-pointer"
 LDFLAGS = "-fsanitize=thread"
 MARK = "WARNING: ThreadSanitizer"
 
-# The concurrency tests: test_stress.py, test_runtime_concurrency.py, and the
-# tests of test_runtime_badinput.py that run workloads or threads.
+# The concurrency tests: the stress workloads, the scheduler (Ms, Ps, stop-the-world),
+# and the API and mcache tests that run workloads or threads.
 SUITES = [
     ["tests/test_stress.py"],
-    ["tests/test_runtime_concurrency.py"],
-    ["tests/test_runtime_badinput.py", "-k", "thread or workload or close or proc"],
+    ["tests/test_proc.py"],
+    ["tests/test_mstats.py", "tests/test_mgc.py", "-k", "thread or run or during or goal"],
+    ["tests/test_api.py", "tests/test_mcache.py", "-k", "thread or workload or churn or close or proc or run"],
 ]
 # A quick selection (tests/test_tsan.py): a short run of every workload, the
 # hand-off, and a kernel stopping half-way.

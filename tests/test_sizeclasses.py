@@ -1,3 +1,5 @@
+"""Size classes: the generated tables (goruntime/mksizeclasses.py, sizeclasses_data.py)
+against their derivation and Go's runtime, and the runtime's SizeClasses lookups."""
 import re
 import shutil
 import subprocess
@@ -5,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from goruntime import Runtime
 from goruntime import mksizeclasses, sizeclasses_data
 from goruntime.mksizeclasses import VERSIONS
+from conftest import PAGE, MAX_SMALL
+
+
+# -- the generated tables --------------------------------------------------------------
 
 ARRAYS = ("class_to_size", "class_to_allocnpages", "size_to_class8", "size_to_class128")
 
@@ -83,7 +90,7 @@ def test_table_rows_columns():
     assert rows[-1]["min align"] == mksizeclasses.PAGE_SIZE
 
 
-LOOKUPS = {
+CLASS_SIZES = {
     # size: (go1.13 class size, go1.19 class size)
     1: (8, 8),
     8: (8, 8),
@@ -98,12 +105,12 @@ LOOKUPS = {
 }
 
 
-@pytest.mark.parametrize("size", sorted(LOOKUPS))
+@pytest.mark.parametrize("size", sorted(CLASS_SIZES))
 @pytest.mark.parametrize("version", VERSIONS)
 def test_boundary_lookups(version, size):
     tables = sizeclasses_data.TABLES[version]
     cls = size_to_class(tables, size)
-    assert tables["class_to_size"][cls] == LOOKUPS[size][VERSIONS.index(version)]
+    assert tables["class_to_size"][cls] == CLASS_SIZES[size][VERSIONS.index(version)]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -129,3 +136,62 @@ def test_check_divmagic_rejects_inexact_magic():
 def test_unknown_version_rejected():
     with pytest.raises(ValueError):
         mksizeclasses.make_classes("go1.20")
+
+
+# -- the runtime's SizeClasses ---------------------------------------------------------
+
+# size -> (size class, class size) for each table; None: a large object (class 0).
+LOOKUPS = {
+    "go1.13": {0: (0, None), 1: (1, 8), 8: (1, 8), 9: (2, 16), 16: (2, 16), 17: (3, 32),
+               24: (3, 32), 25: (3, 32), 1024: (31, 1024), 1025: (32, 1152),
+               32768: (66, 32768), 32769: (0, None)},
+    "go1.19": {0: (0, None), 1: (1, 8), 8: (1, 8), 9: (2, 16), 16: (2, 16), 17: (3, 24),
+               24: (3, 24), 25: (4, 32), 1024: (32, 1024), 1025: (33, 1152),
+               32768: (67, 32768), 32769: (0, None)},
+}
+NUM_CLASSES = {"go1.13": 67, "go1.19": 68}
+
+
+@pytest.mark.parametrize("size", sorted(LOOKUPS["go1.13"]))
+def test_size_class_lookup(rt_sc, sc_version, size):
+    sc = rt_sc.sizeclasses
+    want_class, want_size = LOOKUPS[sc_version][size]
+    assert sc.size_to_class(size) == want_class
+    if want_size is not None:
+        assert sc.class_to_size(want_class) == want_size
+
+
+def test_size_class_tables_are_consistent(rt_sc, sc_version):
+    sc = rt_sc.sizeclasses
+    assert sc.num_classes == NUM_CLASSES[sc_version]
+    assert sc.num_span_classes == 2 * sc.num_classes
+    sizes = [sc.class_to_size(c) for c in range(1, sc.num_classes)]
+    assert sizes == sorted(set(sizes)) and sizes[0] == 8 and sizes[-1] == MAX_SMALL
+    for c in range(1, sc.num_classes):
+        size, npages = sc.class_to_size(c), sc.class_to_npages(c)
+        assert npages >= 1
+        assert sc.class_to_nelems(c) == npages * PAGE // size >= 1
+    # Every small size maps to the smallest class that holds it.
+    for size in range(1, MAX_SMALL + 1):
+        c = sc.size_to_class(size)
+        assert sc.class_to_size(c) >= size
+        assert c == 1 or sc.class_to_size(c - 1) < size
+    assert sc.size_to_class(MAX_SMALL + 1) == 0
+    assert sc.size_to_class(1 << 40) == 0
+    with pytest.raises(ValueError):
+        sc.class_to_size(0)
+    with pytest.raises(ValueError):
+        sc.class_to_size(sc.num_classes)
+
+
+@pytest.mark.parametrize("version", ["1.13", 1.19, "go1.19"])
+def test_sizeclasses_name_forms(version):
+    with Runtime(gomaxprocs=1, sizeclasses=version, gogc=None) as r:
+        assert r.sizeclasses.version in VERSIONS
+        assert r.sizeclasses.version.endswith(str(version).removeprefix("go"))
+
+
+@pytest.mark.parametrize("name", ["go1.99", "1.1", "", "latest", None, 113])
+def test_unknown_sizeclasses(name):
+    with pytest.raises(ValueError):
+        Runtime(gomaxprocs=1, sizeclasses=name)

@@ -1,0 +1,158 @@
+"""The command line: `goruntime stress`, `goruntime profile` and `goruntime compare`."""
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from goruntime.cmd.main import main
+from goruntime.lock import SITE_NAMES
+from goruntime.cmd.pprof import decode_profile
+from goruntime.cmd.profile import SITE_STACKS, site_stack
+
+SCALE = float(os.environ.get("GORUNTIME_STRESS_SCALE", "1"))
+SITES = set(SITE_NAMES.values())
+HIST = 40
+
+
+# -- goruntime stress ------------------------------------------------------------------
+
+@pytest.mark.stress
+def test_cli_stress_runs_and_reports(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    out = subprocess.run([sys.executable, "-m", "goruntime", "stress", "--duration", f"{1.6 * SCALE:.2f}",
+                          "--workload", "larson,prodcons", "--ms", "3", "--gomaxprocs", "2", "--live", "200",
+                          "--seed", "5", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["violations"] == 0 and summary["ops"] > 0 and summary["checks"] > 0
+    assert [s["workload"] for s in summary["slices"]][:2] == ["larson", "prodcons"]
+    assert summary["seed"] == 5 and summary["slices"][0]["seed"] == 5
+    assert "[stress 00:00:0" in out.stderr and "checks" in out.stderr   # the progress line
+
+
+def test_cli_stress_rejects_bad_arguments():
+    for args in (["--workload", "nope"], ["--duration", "soon"], ["--ms", "0"]):
+        out = subprocess.run([sys.executable, "-m", "goruntime", "stress", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, (args, out.stderr)
+
+
+@pytest.mark.stress
+def test_cli_failure_exits_nonzero_with_report():
+    out = subprocess.run([sys.executable, "-m", "goruntime", "stress", "--duration", "2", "--workload", "larson",
+                          "--ms", "3", "--gomaxprocs", "2", "--seed", "9", "--inject", "corrupt", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "FAILED in larson" in out.stderr and "seed:       9" in out.stderr
+    assert "overwritten while live" in out.stderr
+
+
+# -- goruntime profile -----------------------------------------------------------------
+
+def test_cli_profile_json_shape_and_pprof(tmp_path, capsys):
+    path = tmp_path / "p.pb.gz"
+    main(["profile", "--gomaxprocs", "2", "--ms", "2", "--ops", "3000", "--size", "1024",
+          "--seed", "7", "--json", "--pprof", str(path)])
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert str(path) in cap.err
+    assert set(doc) >= {"config", "throughput", "lock_wait_share", "lock_classes", "locks",
+                        "per_m", "gc", "process", "memstats", "wait_hist_buckets"}
+    cfg = doc["config"]
+    assert (cfg["mcache"], cfg["mcentral"], cfg["pagecache"], cfg["mode"]) == ("lockfree", "mutex", False, "lockfree")
+    assert cfg["ms"] == 2 and cfg["ops"] == 3000 and cfg["sizes"] == 1024 and cfg["seed"] == 7
+    assert cfg["large_share"] == 0.0
+    assert doc["throughput"]["allocs"] == 6000 and doc["throughput"]["allocs_per_sec"] > 0
+    names = [c["name"] for c in doc["lock_classes"]]
+    assert names[:3] == ["mcentral (all)", "mheap", "sched"] and set(names[3:]) <= {"mcache (all Ps)"}
+    row_keys = {"name", "class", "instance", "acquisitions", "contended", "contended_rate", "wait_ns",
+                "mean_wait_ns", "max_wait_ns", "wait_p50_ns", "wait_p99_ns", "wait_hist", "hold_ns_est",
+                "max_hold_ns", "hold_samples", "owner_switches", "max_waiters", "sites"}
+    for row in doc["lock_classes"] + doc["locks"]:
+        assert set(row) == row_keys
+        assert len(row["wait_hist"]) == HIST and sum(row["wait_hist"]) == row["contended"]
+        assert 0 <= row["contended"] <= row["acquisitions"]
+        assert sum(s["acquisitions"] for s in row["sites"]) == row["acquisitions"]
+        for s in row["sites"]:
+            assert s["site"] in SITES and (row["class"], s["site"]) in SITE_STACKS, (row["class"], s)
+            assert s["stack"] == list(site_stack(row["class"], s["site"]))
+    mcentral = doc["lock_classes"][0]
+    assert mcentral["acquisitions"] > 0
+    assert "runtime.(*mcentral).cacheSpan" in {s["site"] for s in mcentral["sites"]}
+    insts = [r for r in doc["locks"] if r["class"] == "mcentral"]
+    assert insts and all(isinstance(r["instance"], int) and r["acquisitions"] for r in insts)
+    assert sum(r["acquisitions"] for r in insts) == mcentral["acquisitions"]
+    assert {r["name"] for r in doc["locks"]} >= {"mheap", "sched"}
+    assert len(doc["per_m"]) == 2
+    for m in doc["per_m"]:
+        assert m["allocs"] == 3000 and m["tid"] > 0 and m["cpu_ns"] > 0 and m["elapsed_ns"] > 0
+        # Where the M's time went: the waits, each measured on its own, fit in its lifetime,
+        # and running is the rest.
+        assert m["lock_wait_ns"] <= m["elapsed_ns"] and m["p_wait_ns"] <= m["elapsed_ns"], m
+        assert m["running_ns"] == max(0, m["elapsed_ns"] - m["lock_wait_ns"] - m["p_wait_ns"])
+        assert m["lock_wait_share"] == pytest.approx(m["lock_wait_ns"] / m["elapsed_ns"])
+        assert m["running_share"] == pytest.approx(m["running_ns"] / m["elapsed_ns"])
+        # Its CPU time is its own thread's: no more than its wall-clock time (give or take
+        # the moments between reading the two clocks at either end).
+        assert m["cpu_ns"] <= m["elapsed_ns"] * 1.001 + 50_000, m
+    # The Ms' lock waits are among the waits the locks recorded, and their context switches
+    # among the process's over the run.
+    assert sum(m["lock_wait_ns"] for m in doc["per_m"]) <= sum(c["wait_ns"] for c in doc["lock_classes"])
+    for key in ("voluntary_ctx_switches", "involuntary_ctx_switches"):
+        assert sum(m[key] for m in doc["per_m"]) <= doc["process"][key], key
+    assert set(doc["gc"]) == {"num_gc", "pause_total_ns", "pause_max_ns"}
+    assert doc["memstats"]["Mallocs"] >= 6000
+    decode_profile(path.read_bytes())
+
+
+def test_cli_profile_text_table(capsys):
+    main(["profile", "--gomaxprocs", "2", "--ms", "3", "--ops", "2000", "--sizes", "16,64,1024",
+          "--top", "2"])
+    text = capsys.readouterr().out
+    assert text.startswith("goruntime profile: 3 Ms on GOMAXPROCS=2, mcache lockfree, mcentral mutex")
+    for section in ("throughput: 6,000 allocations", "lock classes", "lock instances",
+                    "call sites", "call stacks (leaf first", "wait times", "per M"):
+        assert section in text, section
+    assert re.search(r"^mcentral \(all\)\s+\d+", text, re.M)
+    assert re.search(r"^mheap\s+\d+", text, re.M) and re.search(r"^sched\s+\d+", text, re.M)
+    assert "mcache (all Ps)" not in text        # no mcache locks in the lock-free mode
+    instances = text.split("lock instances")[1].split("\n\n")[0]
+    assert len(re.findall(r"^  mcentral\[\d+\] \d+B (no)?scan\s+\d+", instances, re.M)) == 2  # --top 2
+    assert re.search(r"^runtime\.\(\*mcentral\)\.cacheSpan\s+mcentral\s+[\d,]+", text, re.M)
+    assert "runtime.(*mcentral).cacheSpan <- runtime.(*mcache).refill" in text
+    assert len(re.findall(r"^M[012]\s+\d+\s+2,000 ", text, re.M)) == 3
+
+
+# -- goruntime compare -----------------------------------------------------------------
+
+def test_cli_compare_json(capsys):
+    main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "64",
+          "--ops", "2000", "--json"])
+    cap = capsys.readouterr()
+    results = json.loads(cap.out)["results"]
+    assert [(r["ms"], r["mode"], r["size"], r["allocs"]) for r in results] == [
+        (1, "lockfree", 64, 2000), (2, "lockfree", 64, 4000)]
+    assert "[2/2] 64B-2M-lockfree" in cap.err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_cli_compare_table_and_plot(capsys, tmp_path):
+    path = tmp_path / "c.png"
+    main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "16,1024",
+          "--ops", "1000", "--gogc", "off", "--plot", str(path), "-q"])
+    cap = capsys.readouterr()
+    assert "GOGC=off" in cap.out and "throughput" in cap.out
+    assert re.search(r"^\s+1024B\s+2\s+\d+\.\d\d$", cap.out, re.M)
+    assert cap.err.strip() == f"goruntime compare: wrote {path}"
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_compare_rejects_bad_lists():
+    for args in (["--modes", "lockfree,shared"], ["--ms", "1,x"], ["--mcentral", "tree"],
+                 ["--pagecache", "maybe"]):
+        with pytest.raises(SystemExit):
+            main(["compare", *args])
