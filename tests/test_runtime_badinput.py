@@ -378,7 +378,7 @@ def test_bad_gogc_and_max_heap(kwargs):
 @pytest.mark.parametrize("kwargs", [
     {"ms": 0, "ops": 10}, {"ms": -1, "ops": 10}, {"ops": 0}, {"ops": -5},
     {"ops": 10, "duration": 1.0}, {"duration": 0}, {"duration": -1},
-    {"ops": 10, "sizes": 0}, {"ops": 10, "sizes": 32769}, {"ops": 10, "sizes": (64, 8)},
+    {"ops": 10, "sizes": 0}, {"ops": 10, "sizes": (1 << 30) + 1}, {"ops": 10, "sizes": range(64, 8)},
     {"ops": 10, "sizes": []}, {"ops": 10, "sizes": [8, 16], "weights": [1]},
     {"ops": 10, "sizes": [8, 16], "weights": [0, 0]}, {"ops": 10, "noscan": 1.5},
     {"ops": 10, "large_share": -0.1}, {"ops": 10, "live": -1},

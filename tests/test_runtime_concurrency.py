@@ -18,11 +18,11 @@ OPS = 20000
 
 MIXES = {
     # name: (run kwargs, whether the run allocates enough to reach a 4 MiB heap goal)
-    "tiny": (dict(sizes=(1, 15), noscan=True, live=512), False),
-    "small": (dict(sizes=(16, 4096), noscan=0.5, live=512), True),
+    "tiny": (dict(sizes=range(1, 16), noscan=True, live=512), False),
+    "small": (dict(sizes=range(16, 4097), noscan=0.5, live=512), True),
     "weighted": (dict(sizes=[8, 24, 48, 64, 256, 1024, 9000, 32768],
                       weights=[8, 6, 6, 6, 4, 2, 1, 1], noscan=0.3, live=256), True),
-    "mixed_large": (dict(sizes=(1, 2048), noscan=0.5, large_share=0.02, live=256,
+    "mixed_large": (dict(sizes=range(1, 2049), noscan=0.5, large_share=0.02, live=256,
                          large_sizes=(32769, 200000)), True),
 }
 TOPOLOGIES = [(1, 2), (1, 8), (2, 3), (2, 8)]       # (gomaxprocs, Ms)
@@ -87,7 +87,7 @@ def test_churn(sc_version, gomaxprocs, ms, mix, gogc):
 @pytest.mark.parametrize("gogc", [0, 25])
 def test_small_heap_goal_collects_often(gogc):
     with Runtime(gomaxprocs=2, gogc=gogc) as rt:
-        r = rt.run(ms=4, ops=OPS, sizes=(512, 8192), live=64, seed=gogc)
+        r = rt.run(ms=4, ops=OPS, sizes=range(512, 8193), live=64, seed=gogc)
         assert_run_result(r, 4, OPS)
         stats = rt.memstats()
         assert stats.NumGC > 1
@@ -100,7 +100,7 @@ def test_small_heap_goal_collects_often(gogc):
 
 def test_duration_run():
     with Runtime(gomaxprocs=2, gogc=100) as rt:
-        r = rt.run(ms=3, duration=0.1, sizes=(8, 512), noscan=0.5, live=128, seed=3)
+        r = rt.run(ms=3, duration=0.1, sizes=range(8, 513), noscan=0.5, live=128, seed=3)
         assert r.allocs > 0 and r.frees == r.allocs
         assert r.allocs == sum(m["allocs"] for m in r.per_m)
         stats = rt.memstats()
@@ -343,7 +343,7 @@ def test_run_and_python_threads_together():
         for t in workers:
             t.start()
         barrier.wait()
-        r = rt.run(ms=3, ops=OPS, sizes=(8, 2048), noscan=0.5, live=256, seed=21)
+        r = rt.run(ms=3, ops=OPS, sizes=range(8, 2049), noscan=0.5, live=256, seed=21)
         for t in workers:
             t.join()
         assert errors == []
