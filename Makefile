@@ -41,14 +41,18 @@ debug: $(DEPS)
 test: build
 	$(VPY) -m pytest -n auto -q
 
-run: build
-	$(VPY) -m goruntime run $(ARGS)
+# The build's output goes to stderr, so that `make run ARGS="... --json"` prints only JSON on
+# stdout (it can be piped into `python -m json.tool`).
+run:
+	@$(MAKE) --no-print-directory -s build >&2
+	@$(VPY) -m goruntime run $(ARGS)
 
 bench: build
 	$(VPY) -m goruntime.cmd.bench $(ARGS)
 
-stress: build
-	$(VPY) -m stress --duration 60 --slice 5 $(ARGS)
+stress:
+	@$(MAKE) --no-print-directory -s build >&2
+	@$(VPY) -m stress --duration 60 --slice 5 $(ARGS)
 
 tsan: build
 	$(VPY) tools/tsan.py $(ARGS)

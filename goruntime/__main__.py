@@ -1,3 +1,5 @@
+import sys
+
 from goruntime.cmd.main import main
 
-main()
+sys.exit(main())

@@ -4,6 +4,7 @@ Ms allocate truly in parallel. Every kernel reaches a safe point before each
 allocation, tags every object it allocates (M id, sequence number) and checks
 the tag before it drops the object, so a slot handed out twice while live, or
 bytes overwritten, are caught when it happens."""
+import math
 import os
 import time
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
@@ -195,12 +196,48 @@ def _share(value, name):
     return value
 
 
-def _check_small(size):
+# The largest object a workload allocates, from sizes or large_sizes.
+MAX_SIZE = 1 << 30
+
+
+def _check_size(size):
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"sizes must be ints, not {type(size).__name__}")
-    if not 1 <= size <= MAX_SMALL_SIZE:
-        raise ValueError(f"size {size} is not a small size (1..{MAX_SMALL_SIZE}); use large_share for large objects")
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"sizes: {size} is not an object size (1 B to 1 GiB; over {MAX_SMALL_SIZE} B "
+                         f"the large path)")
     return size
+
+
+def _size_dist(sizes, weights):
+    """The checked size spec of run(): (kind, lo, hi, sizes, weights, described)."""
+    if isinstance(sizes, bool):
+        raise TypeError("sizes must be an int, a range or a list of ints, not bool")
+    if weights is not None and not isinstance(sizes, (list, tuple)):
+        raise ValueError("weights go with a list of sizes, not with an int or a range")
+    if isinstance(sizes, int):
+        size = _check_size(sizes)
+        return SIZES_FIXED, size, size, None, None, size
+    if isinstance(sizes, range):
+        if sizes.step != 1:
+            raise ValueError(f"sizes: a range of sizes has step 1, not {sizes.step}")
+        if not sizes:
+            raise ValueError(f"sizes: {sizes!r} is empty")
+        lo, hi = _check_size(sizes.start), _check_size(sizes.stop - 1)
+        return SIZES_RANGE, lo, hi, None, None, {"range": [lo, hi]}
+    if not isinstance(sizes, (list, tuple)):
+        raise TypeError(f"sizes must be an int, a range or a list of ints, not {type(sizes).__name__}")
+    sizes = [_check_size(s) for s in sizes]
+    if not sizes:
+        raise ValueError("sizes is empty")
+    if weights is None:
+        weights = [1.0] * len(sizes)
+    else:
+        weights = [float(x) for x in weights]
+    if (len(weights) != len(sizes) or not all(0 <= x < math.inf for x in weights)
+            or sum(weights) <= 0):
+        raise ValueError("weights must be non-negative, one per size, not all zero")
+    return SIZES_WEIGHTED, 0, 0, sizes, weights, {"sizes": sizes, "weights": weights}
 
 
 def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None, sizes=64,
@@ -209,10 +246,14 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
     """Runs `kernel` on `ms` M threads (default: twice GOMAXPROCS) for `duration`
     seconds or `ops` allocations per M, and returns a RunResult.
 
-    sizes: an int (every object that size), a (lo, hi) tuple (uniform), or a
-    list of sizes drawn with `weights`. noscan: bool or the share of noscan
-    objects. live: objects each M keeps alive. large_share: the share of
-    allocations that are large objects, sized uniformly in large_sizes.
+    sizes: an int (every object that size), a range with step 1 (uniform:
+    range(16, 1025) is 16..1024 B), or a list or tuple of sizes drawn with
+    `weights` (one per size; default equal). Sizes run from 1 B to 1 GiB; those
+    over 32 KiB take the large path. The config writes them as the int,
+    {"range": [lo, hi]} or {"sizes": [...], "weights": [...]}. noscan: bool or
+    the share of noscan objects. live: objects each M keeps alive. large_share:
+    the share of allocations that are large objects besides `sizes`, sized
+    uniformly in large_sizes.
     """
     if kernel != "churn":
         raise ValueError(f"unknown kernel {kernel!r}: choose 'churn'")
@@ -234,7 +275,7 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
     noscan_share = _share(noscan, "noscan")
     large = _share(large_share, "large_share")
     large_lo, large_hi = large_sizes
-    if not MAX_SMALL_SIZE < large_lo <= large_hi <= 1 << 30:
+    if not MAX_SMALL_SIZE < large_lo <= large_hi <= MAX_SIZE:
         raise ValueError(f"large_sizes must satisfy {MAX_SMALL_SIZE} < lo <= hi <= 1 GiB")
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "little")
@@ -249,26 +290,7 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
     cfg.dist.sizes = NULL
     cfg.dist.cumweights = NULL
     cfg.dist.n = 0
-    if isinstance(sizes, int):
-        cfg.dist.kind = SIZES_FIXED
-        cfg.dist.lo = cfg.dist.hi = _check_small(sizes)
-        described = sizes
-    elif isinstance(sizes, tuple) and len(sizes) == 2:
-        cfg.dist.kind = SIZES_RANGE
-        cfg.dist.lo = _check_small(sizes[0])
-        cfg.dist.hi = _check_small(sizes[1])
-        if cfg.dist.lo > cfg.dist.hi:
-            raise ValueError(f"size range {sizes} is empty")
-        described = list(sizes)
-    else:
-        sizes = [_check_small(s) for s in sizes]
-        if not sizes:
-            raise ValueError("sizes is empty")
-        weights = [1.0] * len(sizes) if weights is None else [float(x) for x in weights]
-        if len(weights) != len(sizes) or any(x < 0 for x in weights) or sum(weights) <= 0:
-            raise ValueError("weights must be non-negative, one per size, not all zero")
-        cfg.dist.kind = SIZES_WEIGHTED
-        described = {"sizes": sizes, "weights": weights}
+    cfg.dist.kind, cfg.dist.lo, cfg.dist.hi, sizes, weights, described = _size_dist(sizes, weights)
     cfg.noscan_below = <uint64_t>(noscan_share * 4294967296.0)
     cfg.large_below = <uint64_t>(large * 4294967296.0)
     cfg.large_lo = large_lo

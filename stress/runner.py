@@ -30,11 +30,11 @@ import argparse
 import json
 import os
 import random
-import re
 import sys
 import time
 
 from goruntime import GoRuntimeError, Runtime
+from goruntime.cmd.flags import add_workload_args, parse_duration, run_command
 from goruntime.mstats import memstats_problems
 from stress.kernels import DEFAULT_MIX, Stress
 
@@ -42,7 +42,12 @@ WORKLOADS = ("larson", "prodcons", "mstress", "oom")
 ARENA = 64 << 20
 
 # A heavier mix for the oom workload, so that a few thousand objects fill arenas.
-OOM_MIX = DEFAULT_MIX + ((32769, 262144, 20.0), (262145, 1 << 20, 2.0))
+OOM_HEAVY = ((32769, 262144, 20.0), (262145, 1 << 20, 2.0))
+OOM_MIX = DEFAULT_MIX + OOM_HEAVY
+# The extra large objects of --large-share, as in Runtime.run's large_sizes.
+MAX_SMALL = 32768
+LARGE_RANGE = (MAX_SMALL + 1, 262144)
+MAX_MIX = 64 - len(OOM_HEAVY) - 1       # the kernels take 64 ranges
 
 # Objects kept live per M (the live target), and the slot capacity around it.
 DEFAULT_LIVE = 1000
@@ -123,7 +128,8 @@ class Progress:
     def line(self):
         el = time.monotonic() - self.c.start
         ops = self.c.ops()
-        return (f"[stress {_hms(el)}/{_hms(self.total)}] {self.c.workload:8} ops {_si(ops)} "
+        clock = _hms(el) + (f"/{_hms(self.total)}" if self.total else "")
+        return (f"[stress {clock}] {self.c.workload:8} ops {_si(ops)} "
                 f"({_si(ops / el if el > 0 else 0)}/s)  checks {self.c.checks} passed  "
                 f"gc {self.c.gcs}+{self.c.kernel_gcs}  phases {self.c.phases}  violations 0")
 
@@ -163,7 +169,8 @@ class Slice:
 
     def __init__(self, workload, seed, duration, ms, gomaxprocs, counters, *, live=DEFAULT_LIVE,
                  check_interval=0.5, gc_interval=0.3, gc_rate=1 / 50000, round_s=0.5,
-                 slack=30.0, progress=None, index=0, run_seed=None, runtime_args=None, inject=None):
+                 slack=30.0, progress=None, index=0, run_seed=None, runtime_args=None, inject=None,
+                 mix=None, noscan=None, ops=None):
         if workload not in WORKLOADS:
             raise ValueError(f"unknown workload {workload!r}: choose from {', '.join(WORKLOADS)}")
         self.workload = workload
@@ -171,6 +178,7 @@ class Slice:
         self.index = index
         self.run_seed = seed if run_seed is None else run_seed
         self.duration = round(duration, 3)
+        self.ops = ops              # allocations per M that end the slice, else the clock does
         self.ms = ms
         self.c = counters
         self.rng = random.Random(seed)              # the Runtime's configuration, then checks and gcs
@@ -195,6 +203,12 @@ class Slice:
         if workload == "oom":
             self.runtime["max_heap"] = rng.choice([2, 3]) * ARENA
         self.noscan = rng.choice([0.5, 0.5, 0.1, 0.9])     # the share of pointer-free objects
+        if noscan is not None:
+            self.noscan = noscan
+        # The size mix, (lo, hi, weight) ranges: the oom workload adds heavy ones.
+        self.mix = tuple(mix) if mix is not None else DEFAULT_MIX
+        if workload == "oom":
+            self.mix += OOM_HEAVY
         if runtime_args:
             self.runtime.update(runtime_args)
         self.phase = 0
@@ -210,7 +224,8 @@ class Slice:
 
     def config(self):
         return {"workload": self.workload, "ms": self.ms, "live": self.live, "noscan": self.noscan,
-                "duration": self.duration,
+                "duration": self.duration, "ops": self.ops,
+                "mix": None if self.mix == (OOM_MIX if self.workload == "oom" else DEFAULT_MIX) else self.mix,
                 "check_interval": self.check_interval, "gc_interval": self.gc_interval,
                 "gc_rate": self.gc_rate, "round_s": self.round_s}
 
@@ -219,12 +234,28 @@ class Slice:
                   "invariant": invariant, "seed": self.run_seed, "slice_seed": self.seed,
                   "runtime": self.runtime, "config": self.config(), "phase_args": self.phase_args,
                   "elapsed": time.monotonic() - self.c.start, "ops": self.c.ops(), "checks": self.c.checks,
-                  "repeat": (f"goruntime stress --workload {self.workload} --seed {self.seed} "
-                             f"--duration {self.duration:g} --ms {self.ms} "
-                             f"--gomaxprocs {self.runtime['gomaxprocs']} --live {self.live} "
-                             f"--round {self.round_s:g}")}
+                  "repeat": self.repeat_command()}
         report.update(extra)
         raise cls(report)
+
+    def repeat_command(self):
+        """The command that runs this slice again (as far as thread interleaving allows)."""
+        rt = self.runtime
+        work = f"--ops {self.ops}" if self.ops else f"--duration {self.duration:g}"
+        cmd = (f"goruntime stress --workload {self.workload} --seed {self.seed} {work} "
+               f"--ms {self.ms} --gomaxprocs {rt['gomaxprocs']} --live {self.live} "
+               f"--round {self.round_s:g} --noscan {self.noscan:g} --mcache {rt['mcache']} "
+               f"--mcentral {rt['mcentral']} --{'' if rt['pagecache'] else 'no-'}pagecache "
+               f"--sizeclasses {rt['sizeclasses']} --gogc {'off' if rt['gogc'] is None else rt['gogc']}")
+        if self.config()["mix"] is not None:
+            cmd += " (size mix: " + json.dumps(self.mix) + ")"
+        return cmd
+
+    def done(self, sts, deadline, now):
+        """Whether the slice is over: its clock ran out, or its Ms made their --ops allocations."""
+        if self.ops:
+            return sum(st.progress()[0] for st in sts) >= self.ops * self.ms or now >= deadline
+        return now >= deadline
 
     # -- checks ------------------------------------------------------------------
 
@@ -295,7 +326,7 @@ class Slice:
                     if g["final"]:
                         g["done"] = True
                         continue
-                    if now >= deadline:
+                    if self.done(sts, deadline, now):
                         g["pending"] = _final(st)
                         g["final"] = True
                     else:
@@ -318,6 +349,10 @@ class Slice:
                 limit = (g["args"].get("duration") or 1.0) * 5 + self.slack
                 if now - g["started"] > limit:
                     self.hung(rt, g["st"], limit)
+            if self.ops and self.done(sts, deadline, now):
+                for g in running:       # the --ops allocations are made: wind the phases down
+                    if not g["final"]:
+                        g["st"].stop()
             if running and now >= next_check:
                 problem = self.check_running(rt)
                 if problem:
@@ -391,8 +426,8 @@ class Slice:
         sts = []
         try:
             cap = max(4 * self.live, 64)
-            mix = OOM_MIX if self.workload == "oom" else DEFAULT_MIX
-            sts.append(Stress(rt, self.ms, cap=cap, inbox=1024, mix=mix, noscan=self.noscan, seed=self.seed))
+            sts.append(Stress(rt, self.ms, cap=cap, inbox=1024, mix=self.mix, noscan=self.noscan,
+                              seed=self.seed))
             self.c.workload = self.workload
             base = self.c.ops_done
             self.c.live_ops = lambda: sum(sum(st.progress()) for st in sts)
@@ -463,7 +498,7 @@ class Slice:
         # start and stop while others run; every eighth phase waits for the other
         # group (sync) so that the exact checks run.
         sizes = [(self.ms + 1) // 2, self.ms // 2] if self.ms > 1 else [1]
-        sts[:] = [Stress(rt, n, cap=4 * self.live, mix=DEFAULT_MIX, noscan=0.5, seed=self.seed + gi)
+        sts[:] = [Stress(rt, n, cap=4 * self.live, mix=self.mix, noscan=self.noscan, seed=self.seed + gi)
                   for gi, n in enumerate(sizes)]
         groups = []
         for gi, st in enumerate(sts):
@@ -482,7 +517,7 @@ class Slice:
     def run_oom(self, rt, sts):
         st = sts[0]
         cap_bytes = self.runtime.get("max_heap") or 2 * ARENA
-        mean = sum((lo + hi) / 2 * w for lo, hi, w in OOM_MIX) / sum(w for *_, w in OOM_MIX)
+        mean = sum((lo + hi) / 2 * w for lo, hi, w in self.mix) / sum(w for *_, w in self.mix)
         # Live objects enough to pass the cap, so that Ms run out of memory.
         target = min(4 * self.live, max(64, int(cap_bytes * 1.2 / mean / self.ms)))
 
@@ -531,14 +566,16 @@ def raise_kernel_errors(errors):
     raise GoRuntimeError(describe(errors[0]))
 
 
-def run_stress(*, duration, ms=None, gomaxprocs=None, workloads=WORKLOADS, seed=None, slice_s=60.0,
-               live=DEFAULT_LIVE, check_interval=0.5, gc_interval=0.3, gc_rate=1 / 50000,
-               round_s=0.5, slack=30.0, progress=True, stream=None, inject=None):
-    """Runs the workloads in rotation for `duration` seconds; returns a summary
-    dict, or raises StressFailure."""
-    cpus = os.cpu_count() or 1
-    gomaxprocs = gomaxprocs or cpus
-    ms = ms or 2 * cpus
+def run_stress(*, duration=60.0, ops=None, ms=None, gomaxprocs=None, workloads=WORKLOADS, seed=None,
+               slice_s=60.0, live=DEFAULT_LIVE, mix=None, noscan=None, runtime_args=None,
+               check_interval=0.5, gc_interval=0.3, gc_rate=1 / 50000, round_s=0.5, slack=30.0,
+               progress=True, stream=None, inject=None):
+    """Runs the workloads in rotation for `duration` seconds, or with `ops` each workload once
+    until its Ms made `ops` allocations each (a slice still ends after `slice_s`); returns a
+    summary dict, or raises StressFailure. mix, noscan and runtime_args (Runtime's arguments)
+    replace what each slice draws from the seed."""
+    gomaxprocs = gomaxprocs or os.cpu_count() or 1
+    ms = ms or 2 * gomaxprocs
     if seed is None:
         seed = random.SystemRandom().getrandbits(62)
     workloads = list(workloads)
@@ -546,52 +583,70 @@ def run_stress(*, duration, ms=None, gomaxprocs=None, workloads=WORKLOADS, seed=
         if w not in WORKLOADS:
             raise ValueError(f"unknown workload {w!r}: choose from {', '.join(WORKLOADS)}")
     c = Counters()
-    show = Progress(c, duration, stream=stream) if progress else None
-    per_slice = min(slice_s, duration / len(workloads))
+    show = Progress(c, None if ops else duration, stream=stream) if progress else None
+    per_slice = slice_s if ops else min(slice_s, duration / len(workloads))
     end = c.start + duration
     results = []
     i = 0
     try:
         while True:
             left = end - time.monotonic()
-            if left <= 0.05 * per_slice and i >= len(workloads):
+            if ops:
+                if i >= len(workloads):
+                    break
+                left = per_slice
+            elif left <= 0.05 * per_slice and i >= len(workloads):
                 break
-            if left <= 0 and i > 0:
+            elif left <= 0 and i > 0:
                 break
             w = workloads[i % len(workloads)]
             sd = slice_seed(seed, i)
             s = Slice(w, sd, max(min(per_slice, left), 0.1), ms, gomaxprocs, c, live=live,
                       check_interval=check_interval, gc_interval=gc_interval, gc_rate=gc_rate,
                       round_s=round_s, slack=slack, progress=show, index=i, run_seed=seed,
-                      inject=inject if i == 0 else None)
+                      runtime_args=runtime_args, inject=inject if i == 0 else None,
+                      mix=mix, noscan=noscan, ops=ops)
             t0 = time.monotonic()
-            ops = s.run()
-            results.append({"workload": w, "seed": sd, "runtime": s.runtime, "ops": ops, "phases": s.phase,
-                            "seconds": round(time.monotonic() - t0, 2)})
+            done = s.run()
+            results.append({"workload": w, "seed": sd, "runtime": s.runtime, "noscan": s.noscan,
+                            "ops": done, "phases": s.phase, "seconds": round(time.monotonic() - t0, 2)})
             i += 1
     finally:
         if show:
             show(force=True)
             show.end()
-    return {"seed": seed, "duration": duration, "elapsed": round(time.monotonic() - c.start, 2),
+    return {"seed": seed, "duration": None if ops else duration, "ops_per_m": ops,
+            "elapsed": round(time.monotonic() - c.start, 2),
             "ms": ms, "gomaxprocs": gomaxprocs, "workloads": workloads, "ops": c.ops_done,
             "tags_checked": c.tags_done, "checks": c.checks, "violations": 0, "gcs": c.gcs,
             "kernel_gcs": c.kernel_gcs, "ooms": c.ooms, "phases": c.phases, "slices": results}
 
 
-def parse_duration(text):
-    """'90', '90s', '5m', '1h', '1h30m' -> seconds."""
-    text = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        value = float(text)
+def stress_mix(sizes=None, large_share=None):
+    """The kernels' size mix, (lo, hi, weight) ranges, from the shared --sizes and
+    --large-share values; None (both None) for DEFAULT_MIX. --sizes is all there is, unless
+    --large-share adds objects of 32 KiB to 256 KiB; with the default mix --large-share
+    takes the place of the mix's own large objects."""
+    if sizes is None and large_share is None:
+        return None
+    if sizes is None:
+        mix = [r for r in DEFAULT_MIX if r[0] <= MAX_SMALL]
     else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise argparse.ArgumentTypeError(f"bad duration {text!r}: use 90, 90s, 5m, 1h or 1h30m")
-        value = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("duration must be positive")
-    return value
+        spec, weights = sizes
+        if isinstance(spec, int):
+            mix = [(spec, spec, 1.0)]
+        elif isinstance(spec, range):
+            mix = [(spec.start, spec.stop - 1, 1.0)]
+        else:
+            mix = [(n, n, float(w)) for n, w in zip(spec, weights or [1.0] * len(spec))]
+        if len(mix) > MAX_MIX:
+            raise ValueError(f"--sizes: the stress kernels take at most {MAX_MIX} sizes")
+    if large_share:
+        if large_share >= 1.0:
+            return (LARGE_RANGE + (1.0,),)
+        total = sum(w for *_, w in mix)
+        mix.append(LARGE_RANGE + (total * large_share / (1.0 - large_share),))
+    return tuple(mix)
 
 
 def _parse_workloads(text):
@@ -617,31 +672,45 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     args = p.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, MemoryError) as e:
-        p.exit(2, f"stress: {e}\n")
+    return run_command(p, args)
+
+
+# Defaults of the shared flags that differ in stress, and why (add_workload_args prints them).
+_DRAWN = "drawn for each slice from --seed"
+GOGC_DRAWN = -1         # not a string: argparse would parse it (None is "off")
+STRESS_DEFAULTS = {
+    "duration": (60.0, "60s: the whole run, rotating through the workloads in slices"),
+    "ops": (None, "none: --duration; with --ops each workload runs once, until its Ms made N "
+                  "allocations each"),
+    "live": (DEFAULT_LIVE, f"{DEFAULT_LIVE}: phases grow to 4 x --live per M, of 4 KiB on average"),
+    "noscan": (None, "0.5, 0.1 or 0.9, " + _DRAWN),
+    "mcache": (None, "mostly lockfree, " + _DRAWN),
+    "mcentral": (None, "mostly mutex, " + _DRAWN),
+    "pagecache": (None, "off or on, " + _DRAWN),
+    "sizeclasses": (None, "mostly go1.13, " + _DRAWN),
+    "gogc": (GOGC_DRAWN, "100, 50, 200 or off, " + _DRAWN),
+    "sizes": (None, "a mix of ranges with every boundary of the allocator's paths: tiny, 16 B, "
+                    "32 KiB, 32 KiB + 1, large"),
+    "large_share": (None, "the default mix's large objects, 0 with --sizes"),
+}
 
 
 def add_arguments(p):
-    """The flags of the stress command."""
-    p.add_argument("--duration", type=parse_duration, default=60.0, help="total time: 90, 90s, 5m, 1h (default 60s)")
-    p.add_argument("--ms", type=int, default=None, help="Ms per workload (default: 2 x CPUs)")
-    p.add_argument("--gomaxprocs", type=int, default=None, help="Ps (default: CPUs)")
-    p.add_argument("--workload", action="append", type=_parse_workloads, default=None,
+    """The flags of the stress command: the shared workload flags, then stress's own."""
+    add_workload_args(p, defaults=STRESS_DEFAULTS)
+    s = p.add_argument_group("stress")
+    s.add_argument("--workload", action="append", type=_parse_workloads, default=None,
                    help=f"one or more of {', '.join(WORKLOADS)} (comma-separated or repeated; default all)")
-    p.add_argument("--seed", type=int, default=None, help="repeat a run (as far as thread interleaving allows)")
-    p.add_argument("--live", type=int, default=DEFAULT_LIVE, help=f"live objects per M (default {DEFAULT_LIVE})")
-    p.add_argument("--slice", type=parse_duration, default=60.0, help="time per workload before rotating (default 60s)")
-    p.add_argument("--round", type=float, default=0.5, dest="round_s", help="seconds per phase (default 0.5)")
-    p.add_argument("--check-interval", type=float, default=0.5, help="seconds between verify() checks (default 0.5)")
-    p.add_argument("--gc-interval", type=float, default=0.3, help="mean seconds between rt.gc() calls (default 0.3)")
-    p.add_argument("--gc-rate", type=float, default=1 / 50000, help="chance per allocation that an M collects")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.add_argument("--slice", type=parse_duration, default=60.0,
+                   help="time per workload before rotating; with --ops, the time limit of a workload (default 60s)")
+    s.add_argument("--round", type=float, default=0.5, dest="round_s", help="seconds per phase (default 0.5)")
+    s.add_argument("--check-interval", type=float, default=0.5, help="seconds between verify() checks (default 0.5)")
+    s.add_argument("--gc-interval", type=float, default=0.3, help="mean seconds between rt.gc() calls (default 0.3)")
+    s.add_argument("--gc-rate", type=float, default=1 / 50000, help="chance per allocation that an M collects")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
     # Proves the checks catch what they are for: a stray write into a live
     # object ("corrupt") or a kernel that dies half-way ("error").
-    p.add_argument("--inject", choices=["corrupt", "error"], default=None, help=argparse.SUPPRESS)
+    s.add_argument("--inject", choices=["corrupt", "error"], default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_stress)
 
 
@@ -651,15 +720,19 @@ def cmd_stress(args):
         for w in group:
             workloads.extend(WORKLOADS if w == "all" else [w])
     workloads = list(dict.fromkeys(workloads))
-    if args.ms is not None and not 1 <= args.ms <= 4096:
-        raise ValueError("--ms must be between 1 and 4096")
     if "prodcons" in workloads and args.ms == 1:
         raise ValueError("prodcons needs --ms 2 or more")
     if not 1 <= args.live <= 1 << 20:
-        raise ValueError("--live must be between 1 and 2**20")
+        raise ValueError("--live must be between 1 and 2**20 for stress")
+    runtime_args = {k: getattr(args, k) for k in ("mcache", "mcentral", "pagecache", "sizeclasses")
+                    if getattr(args, k) is not None}
+    if args.gogc != GOGC_DRAWN:
+        runtime_args["gogc"] = args.gogc
     try:
-        summary = run_stress(duration=args.duration, ms=args.ms, gomaxprocs=args.gomaxprocs,
+        summary = run_stress(duration=args.duration, ops=args.ops, ms=args.ms, gomaxprocs=args.gomaxprocs,
                              workloads=workloads, seed=args.seed, slice_s=args.slice, live=args.live,
+                             mix=stress_mix(args.sizes, args.large_share), noscan=args.noscan,
+                             runtime_args=runtime_args,
                              check_interval=args.check_interval, gc_interval=args.gc_interval,
                              gc_rate=args.gc_rate, round_s=args.round_s, progress=not args.quiet,
                              inject=(args.inject, 0, 100) if args.inject else None)

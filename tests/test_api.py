@@ -256,11 +256,11 @@ def test_verify_counts_in_use_spans(rt):
 
 MIXES = {
     # name: (run kwargs, whether the run allocates enough to reach a 4 MiB heap goal)
-    "tiny": (dict(sizes=(1, 15), noscan=True, live=512), False),
-    "small": (dict(sizes=(16, 4096), noscan=0.5, live=512), True),
+    "tiny": (dict(sizes=range(1, 16), noscan=True, live=512), False),
+    "small": (dict(sizes=range(16, 4097), noscan=0.5, live=512), True),
     "weighted": (dict(sizes=[8, 24, 48, 64, 256, 1024, 9000, 32768],
                       weights=[8, 6, 6, 6, 4, 2, 1, 1], noscan=0.3, live=256), True),
-    "mixed_large": (dict(sizes=(1, 2048), noscan=0.5, large_share=0.02, live=256,
+    "mixed_large": (dict(sizes=range(1, 2049), noscan=0.5, large_share=0.02, live=256,
                          large_sizes=(32769, 200000)), True),
 }
 TOPOLOGIES = [(1, 2), (1, 8), (2, 3), (2, 8)]       # (gomaxprocs, Ms)
@@ -298,7 +298,7 @@ def test_churn(sc_version, gomaxprocs, ms, mix, gogc):
 
 def test_duration_run():
     with Runtime(gomaxprocs=2, gogc=100) as rt:
-        r = rt.run(ms=3, duration=0.1, sizes=(8, 512), noscan=0.5, live=128, seed=3)
+        r = rt.run(ms=3, duration=0.1, sizes=range(8, 513), noscan=0.5, live=128, seed=3)
         assert r.allocs > 0 and r.frees == r.allocs
         assert r.allocs == sum(m["allocs"] for m in r.per_m)
         stats = rt.memstats()
@@ -323,7 +323,7 @@ def test_workload_out_of_memory_is_reported_and_recovers():
 @pytest.mark.parametrize("kwargs", [
     {"ms": 0, "ops": 10}, {"ms": -1, "ops": 10}, {"ops": 0}, {"ops": -5},
     {"ops": 10, "duration": 1.0}, {"duration": 0}, {"duration": -1},
-    {"ops": 10, "sizes": 0}, {"ops": 10, "sizes": 32769}, {"ops": 10, "sizes": (64, 8)},
+    {"ops": 10, "sizes": 0}, {"ops": 10, "sizes": (1 << 30) + 1}, {"ops": 10, "sizes": range(64, 8)},
     {"ops": 10, "sizes": []}, {"ops": 10, "sizes": [8, 16], "weights": [1]},
     {"ops": 10, "sizes": [8, 16], "weights": [0, 0]}, {"ops": 10, "noscan": 1.5},
     {"ops": 10, "large_share": -0.1}, {"ops": 10, "live": -1},

@@ -134,7 +134,7 @@ def test_gc_off_never_collects_on_its_own(rt):
 @pytest.mark.parametrize("gogc", [0, 25])
 def test_small_heap_goal_collects_often(gogc):
     with Runtime(gomaxprocs=2, gogc=gogc) as rt:
-        r = rt.run(ms=4, ops=OPS, sizes=(512, 8192), live=64, seed=gogc)
+        r = rt.run(ms=4, ops=OPS, sizes=range(512, 8193), live=64, seed=gogc)
         assert_run_result(r, 4, OPS)
         stats = rt.memstats()
         assert stats.NumGC > 1

@@ -299,7 +299,7 @@ def test_run_and_python_threads_together():
         for t in workers:
             t.start()
         barrier.wait()
-        r = rt.run(ms=3, ops=OPS, sizes=(8, 2048), noscan=0.5, live=256, seed=21)
+        r = rt.run(ms=3, ops=OPS, sizes=range(8, 2049), noscan=0.5, live=256, seed=21)
         for t in workers:
             t.join()
         assert errors == []

@@ -105,11 +105,11 @@ def bench_lock_counters(reps, ops):
 
 def bench_metadata(duration):
     """Metadata bytes (span structures and bitmaps, mcaches, mcentrals, page tables) per MiB."""
-    from goruntime.cmd.flags import DEFAULT_SIZES, DEFAULT_WEIGHTS
+    from goruntime.cmd.flags import DEFAULT_LARGE_SHARE, DEFAULT_SIZES, DEFAULT_WEIGHTS
 
     with Runtime(gomaxprocs=2) as rt:
         rt.run(ms=4, duration=duration, sizes=DEFAULT_SIZES, weights=DEFAULT_WEIGHTS, noscan=0.5,
-               live=20000, large_share=0.001, seed=3)
+               live=20000, large_share=DEFAULT_LARGE_SHARE, seed=3)
         ms = rt.memstats()
     meta = ms.MSpanSys + ms.GCSys + ms.MCacheSys + ms.OtherSys
     return meta, ms.HeapSys, ms.HeapInuse

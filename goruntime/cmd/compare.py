@@ -13,19 +13,21 @@ per cell, which pytest-xdist spreads over workers).
 """
 import itertools
 import json
+import random
 import sys
 
-from goruntime import MCACHE_MODES, MCENTRAL_MODES, Runtime, check_modes
+from goruntime import MCACHE_MODES, Runtime, check_modes
+from goruntime.cmd.flags import SWEEP_DEFAULTS, add_workload_args
 from goruntime.cmd.report import _ns, _rate, format_columns, mode_label
 
-DEFAULT_MS = (1, 2, 4, 8, 16)
-DEFAULT_SIZES = (16, 256, 4096)
+DEFAULT_MS = tuple(SWEEP_DEFAULTS["ms"])
+DEFAULT_SIZES = tuple(SWEEP_DEFAULTS["sizes"])
 LOCK_CLASSES = ("mcentral", "mheap", "sched", "mcache")
 
 # What a cell runs when its dict leaves a key out.
 CELL_DEFAULTS = {"ms": 1, "mcache": "lockfree", "mcentral": "mutex", "pagecache": False,
                  "size": 64, "gomaxprocs": 2, "duration": 1.0, "ops": None, "gogc": 100,
-                 "sizeclasses": "go1.13", "live": 1024, "noscan": False, "seed": 1}
+                 "sizeclasses": "go1.13", "live": 1024, "noscan": False, "large_share": 0.0, "seed": 1}
 
 
 class PlotUnavailable(ImportError):
@@ -34,7 +36,7 @@ class PlotUnavailable(ImportError):
 
 def cells(*, ms=DEFAULT_MS, modes=MCACHE_MODES, mcentral=("mutex",), pagecache=(False,),
           sizes=DEFAULT_SIZES, gomaxprocs=2, duration=1.0, ops=None, gogc=100,
-          sizeclasses="go1.13", live=1024, noscan=False, seed=1):
+          sizeclasses="go1.13", live=1024, noscan=False, large_share=0.0, seed=1):
     """The sweep's cells, one dict each, ordered by size, mcentral mode, page cache, mcache
     mode and number of Ms. Every cell uses the same seed, so all modes see the same workload;
     `ops` (allocations per M) replaces `duration` (seconds per cell) when given."""
@@ -51,7 +53,7 @@ def cells(*, ms=DEFAULT_MS, modes=MCACHE_MODES, mcentral=("mutex",), pagecache=(
         out.append({"ms": n, "mcache": mode, "mcentral": central, "pagecache": pc, "size": size,
                     "gomaxprocs": gomaxprocs, "duration": None if ops else duration, "ops": ops,
                     "gogc": gogc, "sizeclasses": sizeclasses, "live": live, "noscan": noscan,
-                    "seed": seed})
+                    "large_share": large_share, "seed": seed})
     return out
 
 
@@ -68,7 +70,8 @@ def run_cell(cell):
                      mcache=c["mcache"], mcentral=c["mcentral"], pagecache=c["pagecache"])
     with rt:
         r = rt.run(ms=c["ms"], duration=None if c["ops"] else c["duration"], ops=c["ops"],
-                   sizes=c["size"], noscan=c["noscan"], live=c["live"], seed=c["seed"])
+                   sizes=c["size"], noscan=c["noscan"], live=c["live"], large_share=c["large_share"],
+                   seed=c["seed"])
         locks = rt.lockstats()          # before memstats, whose stop-the-world takes sched
         mstats = rt.memstats()
     per_lock = {k: {"acquisitions": locks[k]["acquisitions"], "contended": locks[k]["contended"],
@@ -201,71 +204,32 @@ def plot(results, path):
 
 # -- the command ---------------------------------------------------------------------------------
 
-def _list(kind, choices=None):
-    def parse(text):
-        items = [x.strip() for x in text.split(",") if x.strip()]
-        try:
-            values = [kind(x) for x in items]
-        except ValueError:
-            values = None
-        import argparse
-        if not values or (choices and any(v not in choices for v in values)):
-            raise argparse.ArgumentTypeError(
-                f"bad list {text!r}" + (f": choose from {','.join(map(str, choices))}" if choices else ""))
-        return values
-    return parse
-
-
-def _onoff(text):
-    values = {"off": False, "on": True, "false": False, "true": True, "0": False, "1": True}
-    if text.lower() not in values:
-        raise ValueError(f"not on or off: {text!r}")
-    return values[text.lower()]
-
-
 def register(sub):
     """Adds `goruntime compare` to the cli's subparsers."""
-    from goruntime.cmd.flags import parse_gogc
     p = sub.add_parser("compare", help="sweep Ms x modes x sizes: throughput, lock wait, contention, GC",
                        description="Runs the churn kernel for every number of Ms, mode and object "
-                       "size on a fixed number of Ps and prints them side by side.")
-    p.add_argument("--ms", type=_list(int), default=list(DEFAULT_MS), help="numbers of Ms (default 1,2,4,8,16)")
-    p.add_argument("--modes", type=_list(str, MCACHE_MODES), default=list(MCACHE_MODES),
-                   help="mcache modes (default lockfree,locked,none)")
-    p.add_argument("--mcentral", type=_list(str, MCENTRAL_MODES), default=list(MCENTRAL_MODES),
-                   help="mcentral modes (default mutex,spanset)")
-    p.add_argument("--pagecache", type=_list(_onoff, (False, True)), default=[False],
-                   help="per-P page cache: off, on or off,on (default off)")
-    p.add_argument("--sizes", type=_list(int), default=list(DEFAULT_SIZES),
-                   help="object sizes, one per cell (default 16,256,4096)")
-    p.add_argument("--gomaxprocs", type=int, default=2, help="number of Ps (default 2)")
-    p.add_argument("--duration", type=float, default=None, help="seconds per cell (default 1)")
-    p.add_argument("--ops", type=int, default=None, help="allocations per M instead of --duration")
-    p.add_argument("--gogc", type=parse_gogc, default=100, help="GOGC percentage or 'off' (default 100)")
-    p.add_argument("--live", type=int, default=1024, help="objects each M keeps alive (default 1024)")
-    p.add_argument("--noscan", type=float, default=0.0, help="share of pointer-free objects (default 0)")
-    p.add_argument("--sizeclasses", "--go", dest="sizeclasses", default="go1.13",
-                   help="size-class table: go1.13 (default) or go1.19")
-    p.add_argument("--seed", type=int, default=1, help="workload seed, the same for every cell (default 1)")
+                       "size on a fixed number of Ps and prints them side by side. --ms, --sizes, "
+                       "--mcache (or --modes), --mcentral and --pagecache take comma-separated lists; "
+                       "the other flags are those of `goruntime run`, for every cell.")
+    add_workload_args(p, sweep=True)
     p.add_argument("--plot", metavar="FILE.png", default=None,
                    help="draw throughput and lock wait against Ms (needs goruntime[plot])")
-    p.add_argument("--json", action="store_true", help="print the cells' results as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_compare)
 
 
 def cmd_compare(args):
-    if args.duration is not None and args.ops is not None:
-        raise ValueError("give --duration or --ops, not both")
     if args.plot:
         try:
             _matplotlib()               # fail before the sweep, not after it
         except PlotUnavailable as e:
             sys.exit(f"goruntime compare: {e}")
-    todo = cells(ms=args.ms, modes=args.modes, mcentral=args.mcentral, pagecache=args.pagecache,
-                 sizes=args.sizes, gomaxprocs=args.gomaxprocs, duration=args.duration or 1.0,
+    # One seed for every cell, so that all modes see the same workload.
+    seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(62)
+    todo = cells(ms=args.ms, modes=args.mcache, mcentral=args.mcentral, pagecache=args.pagecache,
+                 sizes=args.sizes, gomaxprocs=args.gomaxprocs, duration=args.duration,
                  ops=args.ops, gogc=args.gogc, sizeclasses=args.sizeclasses, live=args.live,
-                 noscan=args.noscan, seed=args.seed)
+                 noscan=args.noscan, large_share=args.large_share or 0.0, seed=seed)
 
     def progress(i, n, r):
         print(f"[{i}/{n}] {cell_id(r)}: {r['allocs_per_sec'] / 1e6:.2f} M allocs/s, "

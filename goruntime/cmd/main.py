@@ -1,21 +1,22 @@
-"""The `goruntime` command: `run` (the main job) and `sizeclasses`."""
+"""The `goruntime` command. Workload subcommands (run, profile, compare, stress) take the same
+flags with the same defaults (`goruntime <subcommand> --help`); --json prints one JSON
+document on stdout."""
 import argparse
 import json
 import sys
 
-from goruntime.cmd.flags import DEFAULT_SIZES, DEFAULT_WEIGHTS, add_workload_args
+from goruntime.cmd import compare, profile
+from goruntime.cmd.flags import add_workload_args, run_command, run_kwargs, runtime_kwargs
+from stress import runner
+
 
 def cmd_run(args):
     from goruntime import Runtime
     from goruntime.cmd.report import format_run, path_shares
 
-    if args.sizes is None:
-        sizes, weights = DEFAULT_SIZES, DEFAULT_WEIGHTS
-    else:
-        sizes, weights = args.sizes
-    with Runtime(gomaxprocs=args.gomaxprocs, sizeclasses=args.sizeclasses, gogc=args.gogc) as rt:
-        result = rt.run(ms=args.ms, duration=args.duration, sizes=sizes, weights=weights,
-                        noscan=args.noscan, live=args.live, large_share=args.large_share, seed=args.seed)
+    with Runtime(**runtime_kwargs(args)) as rt:
+        result = rt.run(**run_kwargs(args))
+        result.config.update(rt.modes)
         ms = rt.memstats()
         locks = rt.lockstats()
     if args.json:
@@ -34,26 +35,32 @@ def cmd_sizeclasses(args):
     sys.stdout.write(format_table(normalize_version(args.go)))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="goruntime", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the churn workload and report throughput, paths, locks, GC, memstats")
+def parser():
+    """The command's parser, every subcommand on it."""
+    p = argparse.ArgumentParser(prog="goruntime", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           title="commands (goruntime COMMAND --help for the flags)")
+    run = sub.add_parser("run", help="run the churn workload: throughput, allocation paths, locks, GC, memstats",
+                         description="Runs the churn kernel (Ms allocating from a size mix and freeing "
+                         "at random, a bounded live set each) and reports throughput per M, the "
+                         "allocation paths taken, lock contention, GC and memstats.")
     add_workload_args(run)
     run.set_defaults(func=cmd_run)
-    sc = sub.add_parser("sizeclasses", help="print a size-class table like Go's sizeclasses.go")
+    sc = sub.add_parser("sizeclasses", help="print a size-class table like Go's sizeclasses.go",
+                        description="Prints a size-class table in the form of Go's sizeclasses.go.")
     sc.add_argument("--go", default="1.13", help="1.13 (default) or 1.19")
     sc.set_defaults(func=cmd_sizeclasses)
-    from goruntime.cmd import compare, profile
-    from stress import runner
     profile.register(sub)
     compare.register(sub)
     runner.register(sub)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, TypeError, MemoryError) as e:
-        parser.exit(2, f"goruntime: {e}\n")
+    return p
+
+
+def main(argv=None):
+    p = parser()
+    args = p.parse_args(argv)
+    return run_command(p, args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

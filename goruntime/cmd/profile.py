@@ -19,9 +19,10 @@ import os
 import sys
 import time
 
-from goruntime import MCACHE_MODES, MCENTRAL_MODES, Runtime
-from goruntime.cmd.report import (_ns, _rate, format_columns, format_lock_table, format_wait_hist,
-                              hist_quantile_ns, mean_wait_ns, mode_label)
+from goruntime import Runtime
+from goruntime.cmd.flags import DEFAULTS, add_workload_args, resolve_sizes, run_kwargs, runtime_kwargs
+from goruntime.cmd.report import (_ns, _rate, describe_sizes, format_columns, format_lock_table,
+                                  format_wait_hist, hist_quantile_ns, mean_wait_ns, mode_label)
 
 
 # -- call sites and their Go stacks -----------------------------------------------------------
@@ -117,19 +118,18 @@ def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=F
     "spanset"), pagecache, sizeclasses, gogc, max_heap. Workload (see Runtime.run): ms,
     duration (seconds; 1 if neither it nor ops is given) or ops (allocations per M), sizes
     and weights, or one `size`; noscan, live, large_share, seed. Without sizes or size the
-    workload is the realistic mix of `goruntime run`, with 0.1% large objects.
+    workload is the realistic mix of `goruntime run`, with 0.1% large objects (the defaults
+    of goruntime.cmd.flags, as on the command line).
     """
-    from goruntime.cmd.flags import DEFAULT_SIZES, DEFAULT_WEIGHTS
     if size is not None and sizes is not None:
         raise ValueError("give sizes or size, not both")
     if size is not None:
         sizes = size
-    if sizes is None:
-        sizes, weights = DEFAULT_SIZES, DEFAULT_WEIGHTS
-        large_share = 0.001 if large_share is None else large_share
-    large_share = large_share or 0.0
+    if sizes is None and weights is not None:
+        raise ValueError("weights go with sizes")
+    sizes, weights, large_share = resolve_sizes(None if sizes is None else (sizes, weights), large_share)
     if duration is None and ops is None:
-        duration = 1.0
+        duration = DEFAULTS["duration"]
     modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
     rt = Runtime(gomaxprocs=gomaxprocs, sizeclasses=sizeclasses, gogc=gogc,
                  max_heap=max_heap, **modes)
@@ -293,13 +293,7 @@ class Profile:
     def describe(self):
         c = self.config
         work = f"{c['ops']:,} allocations per M" if c.get("ops") else f"{c['duration']:g} s"
-        sizes = c["sizes"]
-        if isinstance(sizes, dict):
-            sizes = f"mix of {len(sizes['sizes'])} sizes {sizes['sizes'][0]}..{sizes['sizes'][-1]} B"
-        elif isinstance(sizes, list):
-            sizes = f"{sizes[0]}-{sizes[1]} B"
-        else:
-            sizes = f"{sizes} B"
+        sizes = describe_sizes(c["sizes"])
         gogc = c["gogc"] if c["gogc"] is not None else "off"
         return (f"{c['ms']} Ms on GOMAXPROCS={c['gomaxprocs']}, mcache {c['mcache']}, mcentral "
                 f"{c['mcentral']}, page cache {'on' if c['pagecache'] else 'off'}, size classes "
@@ -343,19 +337,25 @@ class Profile:
                    f"pauses {_ns(gc['pause_total_ns'])} total, {_ns(gc['pause_max_ns'])} max")
         out.append("")
 
-        # The mcache locks are only taken in the "locked" mode: no empty row otherwise.
+        # Only locks that were contended get a row; a line says which were left out. (The
+        # mcache locks exist in every mode but are only taken in the "locked" one.)
         shown = [(c, name, s) for c, name, s in self._classes()
                  if c != "mcache" or s["acquisitions"] or self.config.get("mcache") == "locked"]
         classes = [self._row(c, None, name, s) for c, name, s in shown]
+        quiet = [name for _, name, s in shown if not s["contended"]]
         out.append("lock classes")
-        out.append(format_lock_table(None, rows=[(name, s) for _, name, s in shown], detail=True))
+        out.append(format_lock_table(None, rows=[(name, s) for _, name, s in shown if s["contended"]],
+                                     detail=True, note=("never contended, not shown: " + ", ".join(quiet)
+                                                        if quiet else "")))
         out.append("")
 
-        inst = [(name, s) for c, _, name, _, s in self._instances()
-                if c in ("mcentral", "mcache") and s["acquisitions"]]
+        taken = [(name, s) for c, _, name, _, s in self._instances()
+                 if c in ("mcentral", "mcache") and s["acquisitions"]]
+        inst = [(name, s) for name, s in taken if s["contended"]]
         busiest = sorted(inst, key=lambda x: (x[1]["wait_ns"], x[1]["contended"],
                                               x[1]["acquisitions"]), reverse=True)
-        out.append(f"lock instances (busiest first; {len(inst)} mcentral/mcache locks were taken"
+        out.append(f"lock instances (busiest first; {len(inst)} of the {len(taken)} mcentral/mcache "
+                   f"locks taken were contended"
                    + (f", {len(inst) - top} more not shown" if len(inst) > top else "") + ")")
         if busiest:
             out.append(format_lock_table(None, rows=[(f"  {n}", s) for n, s in busiest[:top]],
@@ -422,40 +422,19 @@ class Profile:
 
 def register(sub):
     """Adds `goruntime profile` to the cli's subparsers."""
-    import argparse
-    from goruntime.cmd.flags import add_workload_args
     p = sub.add_parser("profile", help="profile runtime lock contention; text, --json or --pprof",
                        description="Runs the churn kernel and reports every runtime lock: "
                        "acquisitions, contention, waits, holds, call sites; per M: lock waits, "
                        "context switches, CPU time.")
     add_workload_args(p)
-    for action in p._actions:
-        if action.dest == "large_share":
-            action.help = "share of objects over 32 KiB (default 0.001 with the default mix, else 0)"
-    p.add_argument("--size", type=int, default=None, help="one object size instead of --sizes")
-    p.add_argument("--ops", type=int, default=None, help="allocations per M instead of --duration")
-    p.add_argument("--mcache", choices=MCACHE_MODES, default="lockfree", help="mcache mode (default lockfree)")
-    p.add_argument("--mcentral", choices=MCENTRAL_MODES, default="mutex", help="mcentral mode (default mutex)")
-    p.add_argument("--pagecache", action=argparse.BooleanOptionalAction, default=False,
-                   help="per-P page cache in front of the mheap (Go 1.14+)")
     p.add_argument("--top", type=int, default=10, help="lock instances listed one by one (default 10)")
     p.add_argument("--pprof", metavar="FILE", default=None,
                    help="also write a gzipped profile.proto contention profile (go tool pprof)")
-    p.set_defaults(func=cmd_profile, large_share=None, duration=None)
+    p.set_defaults(func=cmd_profile)
 
 
 def cmd_profile(args):
-    if args.size is not None and args.sizes is not None:
-        raise ValueError("give --sizes or --size, not both")
-    sizes, weights = args.sizes if args.sizes is not None else (None, None)
-    if args.ops is not None and args.duration is not None:
-        raise ValueError("give --duration or --ops, not both")
-    duration = args.duration if args.duration is not None or args.ops is not None else 3.0
-    prof = profile(gomaxprocs=args.gomaxprocs, mcache=args.mcache, mcentral=args.mcentral,
-                   pagecache=args.pagecache, sizeclasses=args.sizeclasses, gogc=args.gogc,
-                   ms=args.ms, duration=duration, ops=args.ops, sizes=sizes, weights=weights,
-                   size=args.size, noscan=args.noscan, live=args.live,
-                   large_share=args.large_share, seed=args.seed)
+    prof = profile(**runtime_kwargs(args), **run_kwargs(args))
     if args.pprof:
         prof.write_pprof(args.pprof)
         print(f"goruntime profile: wrote {os.path.abspath(args.pprof)} "

@@ -20,40 +20,86 @@ def _rate(part, whole):
     return f"{100.0 * part / whole:.2f}%" if whole else "-"
 
 
+def format_bytes(n):
+    """A byte count with its unit: "512 B", "12.3 KiB", "12.3 MiB", "1.5 GiB"."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if abs(n) >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def describe_sizes(sizes):
+    """A RunResult config's "sizes" in words: "64 B", "16-1024 B", "mix of 15 sizes 8..16384 B"."""
+    if isinstance(sizes, dict) and "range" in sizes:
+        lo, hi = sizes["range"]
+        return f"{lo}-{hi} B"
+    if isinstance(sizes, dict):
+        sizes = sizes["sizes"]
+        if len(sizes) == 1:
+            return f"{sizes[0]} B"
+        return f"mix of {len(sizes)} sizes {min(sizes)}..{max(sizes)} B"
+    return f"{sizes} B"
+
+
 def lock_rows(lockstats, top=5):
-    """(name, stats) rows: all mcentrals summed, the `top` busiest span classes, mheap, scheduler."""
-    rows = [("mcentral (all)", lockstats["mcentral"])]
-    busiest = sorted(lockstats["mcentrals"].items(),
-                     key=lambda kv: (kv[1]["wait_ns"], kv[1]["acquisitions"]), reverse=True)
+    """(name, stats) rows of the locks that were contended: all mcentrals summed, the `top`
+    most waited-on mcentrals, mheap, scheduler, the per-P mcache locks (the "locked" mode)."""
+    rows = []
+    if lockstats["mcentral"]["contended"]:
+        rows.append(("mcentral (all)", lockstats["mcentral"]))
+    busiest = sorted((kv for kv in lockstats["mcentrals"].items() if kv[1]["contended"]),
+                     key=lambda kv: (kv[1]["wait_ns"], kv[1]["contended"]), reverse=True)
     for spc, s in busiest[:top]:
-        if s["acquisitions"]:
-            kind = "noscan" if s["noscan"] else "scan"
-            rows.append((f"  mcentral[{spc}] {s['size']}B {kind}", s))
-    rows.append(("mheap", lockstats["mheap"]))
-    rows.append(("sched", lockstats["sched"]))
-    # The per-P mcache locks exist only in the "locked" comparison mode.
-    if lockstats.get("mcache") and lockstats["mcache"]["acquisitions"]:
+        kind = "noscan" if s["noscan"] else "scan"
+        rows.append((f"  mcentral[{spc}] {s['size']}B {kind}", s))
+    for name in ("mheap", "sched"):
+        if lockstats[name]["contended"]:
+            rows.append((name, lockstats[name]))
+    if lockstats.get("mcache") and lockstats["mcache"]["contended"]:
         rows.append(("mcache (all Ps)", lockstats["mcache"]))
     return rows
 
 
-def format_lock_table(lockstats, top=5, rows=None, detail=False):
-    """The lock table of `goruntime run`; `rows` gives explicit (name, stats) rows instead of
-    lock_rows(lockstats, top), `detail` adds the mean wait (per contended acquisition) and the
+def uncontended_note(lockstats):
+    """What a lock table leaves out: "never contended, not shown: mheap, 12 of 14 mcentrals
+    taken"; "" if every lock taken waited at least once. Locks never taken are not counted."""
+    left = [name for name in ("mheap", "sched") if not lockstats[name]["contended"]]
+    for group, plural in (("mcentrals", "mcentrals"), ("mcaches", "per-P mcache locks")):
+        taken = [s for s in (lockstats.get(group) or {}).values() if s["acquisitions"]]
+        quiet = sum(1 for s in taken if not s["contended"])
+        if quiet:
+            left.append(f"{quiet} of {len(taken)} {plural} taken")
+    return f"never contended, not shown: {', '.join(left)}" if left else ""
+
+
+def format_lock_table(lockstats, top=5, rows=None, detail=False, note=None):
+    """The lock table of `goruntime run`: the contended locks (lock_rows(lockstats, top)) and a
+    line on those left out; `rows` gives explicit (name, stats) rows instead and `note` the line
+    on what they leave out; `detail` adds the mean wait (per contended acquisition) and the
     longest sampled hold."""
+    if rows is None:
+        rows = lock_rows(lockstats, top)
+        note = uncontended_note(lockstats)
+        more = sum(1 for s in lockstats["mcentrals"].values() if s["contended"]) - top
+        if more > 0:
+            note = f"{more} more contended mcentrals are in mcentral (all)" + (f"; {note}" if note else "")
     head = (f"{'lock':<32} {'acquired':>10} {'contended':>10} {'rate':>7} {'wait total':>11} "
             + (f"{'wait mean':>10} " if detail else "")
             + f"{'wait max':>10} {'hold (est)':>11} "
             + (f"{'hold max':>10} " if detail else "")
             + f"{'switches':>9} {'waiters':>7}")
     lines = [head, "-" * len(head)]
-    for name, s in (lock_rows(lockstats, top) if rows is None else rows):
+    for name, s in rows:
         lines.append(f"{name:<32} {s['acquisitions']:>10} {s['contended']:>10} "
                      f"{_rate(s['contended'], s['acquisitions']):>7} {_ns(s['wait_ns']):>11} "
                      + (f"{_ns(mean_wait_ns(s)):>10} " if detail else "")
                      + f"{_ns(s['max_wait_ns']):>10} {_ns(s['hold_ns_est']):>11} "
                      + (f"{_ns(s['max_hold_ns_sampled']):>10} " if detail else "")
                      + f"{s['owner_switches']:>9} {s['max_waiters']:>7}")
+    if not rows:
+        lines.append("no lock was contended")
+    if note:
+        lines.append(note)
     lines.append("hold times are sampled (one acquisition in 64) and scaled up")
     return "\n".join(lines)
 
@@ -128,9 +174,14 @@ def format_run(result, ms, lockstats):
     """The `goruntime run` report."""
     cfg = result.config
     out = []
-    out.append(f"goruntime run: {cfg['ms']} Ms on GOMAXPROCS={cfg['gomaxprocs']}, "
+    modes = (f"mcache {cfg['mcache']}, mcentral {cfg['mcentral']}, "
+             f"page cache {'on' if cfg['pagecache'] else 'off'}, " if "mcache" in cfg else "")
+    out.append(f"goruntime run: {cfg['ms']} Ms on GOMAXPROCS={cfg['gomaxprocs']}, {modes}"
                f"size classes {cfg['sizeclasses']}, GOGC={cfg['gogc'] if cfg['gogc'] is not None else 'off'}, "
                f"seed {cfg['seed']}")
+    out.append(f"churn of {describe_sizes(cfg['sizes'])}, noscan {cfg['noscan']:g}, "
+               f"large {cfg['large_share']:g}, live {cfg['live']}/M, "
+               + (f"{cfg['ops']:,} allocations per M" if cfg.get("ops") else f"{cfg['duration']:g} s"))
     out.append("")
     out.append(f"throughput: {result.allocs:,} allocations in {result.elapsed:.2f} s = "
                f"{result.allocs_per_sec / 1e6:.2f} M allocs/s")
@@ -153,7 +204,9 @@ def format_run(result, ms, lockstats):
                + (f", max {_ns(max(pauses))}, mean {_ns(sum(pauses) / len(pauses))}" if pauses else ""))
     out.append("")
     out.append("memstats:")
-    for k in ("Mallocs", "Frees", "HeapObjects", "HeapAlloc", "TotalAlloc", "HeapSys", "HeapInuse",
-              "HeapIdle", "HeapReleased", "MSpanInuse", "NextGC"):
+    for k in ("Mallocs", "Frees", "HeapObjects"):
         out.append(f"  {k:<14} {getattr(ms, k):>16,}")
+    for k in ("HeapAlloc", "TotalAlloc", "HeapSys", "HeapInuse", "HeapIdle", "HeapReleased",
+              "MSpanInuse", "NextGC"):
+        out.append(f"  {k:<14} {format_bytes(getattr(ms, k)):>16}")
     return "\n".join(out)
