@@ -7,7 +7,7 @@ from libc.string cimport memset
 from goruntime.sys cimport load64, load_relaxed32, store_relaxed32
 from goruntime.mspan cimport mspan_t, nextFreeFast
 from goruntime.mcache cimport mcache_t, mcache_nextFree
-from goruntime.sizeclasses cimport (size_to_class, MAX_SMALL_SIZE, TINY_SIZE,
+from goruntime.sizeclasses cimport (size_to_class, makeSpanClass, MAX_SMALL_SIZE, TINY_SIZE,
     TINY_SIZE_CLASS, TINY_SPAN_CLASS)
 from goruntime.runtime2 cimport p_t, runtime_t, MCACHE_LOCKFREE
 
@@ -69,7 +69,7 @@ cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bi
             c.tinyspan = s
         return x
     sizeclass = size_to_class(rt.sc, size)
-    spc = (sizeclass << 1) | noscan
+    spc = makeSpanClass(sizeclass, noscan)
     s = c.alloc[spc]
     x = nextFreeFast(s)
     if x == 0:

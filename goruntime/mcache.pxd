@@ -23,7 +23,6 @@ ctypedef struct mcache_t:
     uint64_t refills
     uint64_t large_allocs
     uint64_t large_bytes
-    uint32_t flushGen
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil
 cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil

@@ -14,7 +14,6 @@ cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecach
     c.central = central
     c.heap = heap
     c.pcache = pcache
-    c.flushGen = heap.sweepgen
     for i in range(MAX_SPAN_CLASSES):
         c.alloc[i] = &heap.emptyspan
 
@@ -69,7 +68,6 @@ cdef void mcache_releaseAll(mcache_t* c) noexcept nogil:
     c.tiny = 0
     c.tinyoffset = 0
     c.tinyspan = NULL
-    c.flushGen = c.heap.sweepgen
 
 
 cdef list mcache_spans(mcache_t* c):

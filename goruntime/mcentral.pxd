@@ -11,6 +11,7 @@ from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mspanset cimport spanset_t
 from goruntime.mheap cimport mheap_t, pagecache_t
+from goruntime.sizeclasses cimport spanClassSizeclass, spanClassNoscan
 
 cpdef enum MCentralMode:
     MCENTRAL_MUTEX = 0
@@ -26,7 +27,6 @@ ctypedef struct mcentral_t:
     spanset_t full[2]
     mheap_t* heap
     uint64_t ngrow              # spans taken from the mheap
-    uint64_t ncache             # spans handed to mcaches
 
 cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap, int mode) noexcept nogil
 cdef void mcentral_destroy(mcentral_t* c) noexcept nogil

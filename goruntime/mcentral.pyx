@@ -30,7 +30,7 @@ cdef void mcentral_destroy(mcentral_t* c) noexcept nogil:
 
 
 cdef mspan_t* _grow(mcentral_t* c, pagecache_t* pc) noexcept nogil:
-    cdef int sizeclass = c.spanclass >> 1
+    cdef int sizeclass = spanClassSizeclass(c.spanclass)
     cdef mspan_t* s = mheap_alloc(c.heap, c.heap.sc.class_to_allocnpages[sizeclass], c.spanclass,
                                   SITE_GROW, pc)
     if s != NULL:
@@ -68,7 +68,6 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
             lock(&c.lock, SITE_GROW)
             list_insertBack(&c.empty, s)
             unlock(&c.lock)
-    xadd64(&c.ncache, 1)
     # Go's havespan: the cache window starts at freeindex.
     refillAllocCache(s, s.freeindex >> 6)
     s.allocCache >>= s.freeindex & 63
@@ -141,11 +140,11 @@ cdef class MCentral:
 
     @property
     def sizeclass(self):
-        return self.c.spanclass >> 1
+        return spanClassSizeclass(self.c.spanclass)
 
     @property
     def noscan(self):
-        return bool(self.c.spanclass & 1)
+        return spanClassNoscan(self.c.spanclass)
 
     def lockstats(self):
         return mutex_stats(&self.c.lock)

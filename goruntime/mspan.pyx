@@ -1,8 +1,7 @@
 # cython: language_level=3
-from libc.string cimport memset
 from libc.stdlib cimport free
 from goruntime.sys cimport alloc_aligned, popcount64, CACHE_LINE
-from goruntime.sizeclasses cimport TINY_SPAN_CLASS
+from goruntime.sizeclasses cimport TINY_SPAN_CLASS, spanClassSizeclass, spanClassNoscan
 
 
 cdef inline size_t _lines(size_t nbytes) noexcept nogil:
@@ -61,8 +60,8 @@ cdef dict span_info(mspan_t* s):
         "base": s.startAddr,
         "npages": s.npages,
         "spanclass": s.spanclass,
-        "sizeclass": s.spanclass >> 1,
-        "noscan": bool(s.spanclass & 1),
+        "sizeclass": spanClassSizeclass(s.spanclass),
+        "noscan": spanClassNoscan(s.spanclass),
         "elemsize": s.elemsize,
         "nelems": s.nelems,
         "freeindex": s.freeindex,

@@ -1,12 +1,10 @@
 # cython: language_level=3
-from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
-    pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy,
-    load32, store32, load64, store64, cas64)
-from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
-    SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
 from libc.stdlib cimport free
-from goruntime.sys cimport alloc_aligned, pthread_create, pthread_join, thread_cputime
-from goruntime.lock cimport thread_lock_wait_ns
+from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
+    pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy, pthread_create,
+    pthread_join, load32, store32, load64, store64, cas64, alloc_aligned, thread_cputime)
+from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
+    thread_lock_wait_ns, SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
 from goruntime.mcache cimport make_MCache
 from goruntime.runtime2 cimport P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP
 from goruntime.runtime2 import PStatus

@@ -84,7 +84,6 @@ ctypedef struct sched_t:
     uint64_t p_acquires
     uint64_t p_waits
     uint64_t p_wait_ns
-    uint64_t handoffs
     uint64_t retakes            # Ps taken from Python threads between calls
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
 
@@ -109,7 +108,6 @@ cdef struct runtime:
     # counted by the sweeper with the world stopped
     uint64_t nfree[MAX_SIZE_CLASSES]
     uint64_t large_frees
-    uint64_t large_free_bytes
 
 ctypedef runtime runtime_t
 

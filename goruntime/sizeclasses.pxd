@@ -14,7 +14,7 @@ cdef enum:
     MAX_SPAN_CLASSES = MAX_SIZE_CLASSES * 2
     TINY_SIZE = 16
     TINY_SIZE_CLASS = 2             # 16 B in both tables
-    TINY_SPAN_CLASS = TINY_SIZE_CLASS << 1 | 1
+    TINY_SPAN_CLASS = TINY_SIZE_CLASS << 1 | 1   # makeSpanClass(TINY_SIZE_CLASS, noscan), spelt out for the enum
     MAX_OBJS_PER_SPAN = 1024        # PAGE_SIZE / 8
     SIZE_TO_CLASS8_LEN = 129        # SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1
     SIZE_TO_CLASS128_LEN = 249      # (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1
@@ -35,8 +35,18 @@ cdef inline int size_to_class(const sizeclasses_t* t, size_t size) noexcept nogi
     return t.size_to_class128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) // LARGE_SIZE_DIV]
 
 
-cdef inline int make_spanclass(int sizeclass, bint noscan) noexcept nogil:
+# A span class is a size class and a noscan bit in one small int, so that
+# scan and noscan objects of one size never share a span (Go's spanClass).
+cdef inline int makeSpanClass(int sizeclass, bint noscan) noexcept nogil:
     return (sizeclass << 1) | noscan
+
+
+cdef inline int spanClassSizeclass(int spc) noexcept nogil:
+    return spc >> 1
+
+
+cdef inline bint spanClassNoscan(int spc) noexcept nogil:
+    return spc & 1
 
 
 cdef class SizeClasses:

@@ -53,7 +53,6 @@ static inline void gr_cpu_relax(void) {
 static inline uint32_t gr_load_relaxed32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void gr_store_relaxed32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint16_t gr_load_relaxed16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void gr_store_relaxed16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t gr_load_relaxed64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void gr_store_relaxed64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t gr_load_acquire64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -70,9 +69,6 @@ static inline uint64_t gr_or64(uint64_t *p, uint64_t v) { return __atomic_fetch_
 static inline uint16_t gr_or16(uint16_t *p, uint16_t v) { return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
 static inline uint32_t gr_xadd32(uint32_t *p, int32_t v) { return __atomic_add_fetch(p, (uint32_t)v, __ATOMIC_ACQ_REL); }
 static inline uint64_t gr_xadd64(uint64_t *p, int64_t v) { return __atomic_add_fetch(p, (uint64_t)v, __ATOMIC_ACQ_REL); }
-static inline int gr_cas32(uint32_t *p, uint32_t old, uint32_t new_) {
-    return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-}
 static inline int gr_cas64(uint64_t *p, uint64_t old, uint64_t new_) {
     return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }

@@ -16,7 +16,6 @@ cdef extern from "sys.h" nogil:
     uint32_t load_relaxed32 "gr_load_relaxed32"(const uint32_t* p) noexcept
     void store_relaxed32 "gr_store_relaxed32"(uint32_t* p, uint32_t v) noexcept
     uint16_t load_relaxed16 "gr_load_relaxed16"(const uint16_t* p) noexcept
-    void store_relaxed16 "gr_store_relaxed16"(uint16_t* p, uint16_t v) noexcept
     uint64_t load_relaxed64 "gr_load_relaxed64"(const uint64_t* p) noexcept
     void store_relaxed64 "gr_store_relaxed64"(uint64_t* p, uint64_t v) noexcept
     uint64_t load_acquire64 "gr_load_acquire64"(const uint64_t* p) noexcept
@@ -31,7 +30,6 @@ cdef extern from "sys.h" nogil:
     uint16_t or16 "gr_or16"(uint16_t* p, uint16_t v) noexcept
     uint32_t xadd32 "gr_xadd32"(uint32_t* p, int32_t v) noexcept
     uint64_t xadd64 "gr_xadd64"(uint64_t* p, int64_t v) noexcept
-    bint cas32 "gr_cas32"(uint32_t* p, uint32_t old, uint32_t new) noexcept
     bint cas64 "gr_cas64"(uint64_t* p, uint64_t old, uint64_t new) noexcept
 
 cdef extern from "<pthread.h>" nogil:

@@ -6,7 +6,7 @@ the loop under test (a span's worth of allocations at a time), so that a refill
 or a gate never lands inside a timed region."""
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.sys cimport nanotime, load32, store32, xadd32, cpu_relax
-from goruntime.sizeclasses cimport size_to_class
+from goruntime.sizeclasses cimport size_to_class, makeSpanClass
 from goruntime.mspan cimport mspan_t
 from goruntime.runtime2 cimport m_t, p_t, runtime_t
 from goruntime.proc cimport acquirep, releasep, M
@@ -83,7 +83,7 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     while load32(&b.go) == 0:
         cpu_relax()
     pp = acquirep(rt, mp)
-    spc = size_to_class(rt.sc, b.size) << 1 | 1
+    spc = makeSpanClass(size_to_class(rt.sc, b.size), True)
     for k in range(b.spans):
         # Untimed: the allocation that refills the span from its mcentral.
         x = mallocgc(rt, pp, b.size, True, &gc)
