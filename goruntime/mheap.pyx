@@ -4,19 +4,10 @@ from libc.string cimport memset
 from libc.stdint cimport int64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
-    loadp, storep, xadd64)
+    loadp, storep, xadd64, load_acquire32, store_release32)
 from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, span_info)
-
-cdef extern from *:
-    """
-    static inline void gr_store_release32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline uint32_t gr_load_acquire32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    """
-    void store_release32 "gr_store_release32"(uint32_t* p, uint32_t v) noexcept nogil
-    uint32_t load_acquire32 "gr_load_acquire32"(const uint32_t* p) noexcept nogil
-
 
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil:
     memset(h, 0, sizeof(mheap_t))

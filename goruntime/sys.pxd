@@ -18,6 +18,8 @@ cdef extern from "sys.h" nogil:
     uint16_t load_relaxed16 "gr_load_relaxed16"(const uint16_t* p) noexcept
     uint64_t load_relaxed64 "gr_load_relaxed64"(const uint64_t* p) noexcept
     void store_relaxed64 "gr_store_relaxed64"(uint64_t* p, uint64_t v) noexcept
+    uint32_t load_acquire32 "gr_load_acquire32"(const uint32_t* p) noexcept
+    void store_release32 "gr_store_release32"(uint32_t* p, uint32_t v) noexcept
     uint64_t load_acquire64 "gr_load_acquire64"(const uint64_t* p) noexcept
     void store_release64 "gr_store_release64"(uint64_t* p, uint64_t v) noexcept
     uint32_t load32 "gr_load32"(const uint32_t* p) noexcept
@@ -56,6 +58,9 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_broadcast(pthread_cond_t*)
     int pthread_create(pthread_t*, const pthread_attr_t*, void* (*)(void*) noexcept nogil, void*)
     int pthread_join(pthread_t, void**)
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
 
 cdef extern from "<sys/mman.h>" nogil:
     void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)

@@ -5,13 +5,13 @@ Each kernel runs on M threads released together by a start gate and times only
 the loop under test (a span's worth of allocations at a time), so that a refill
 or a gate never lands inside a timed region."""
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
-from goruntime.sys cimport nanotime, load32, store32, xadd32, cpu_relax
+from goruntime.sys cimport nanotime
 from goruntime.sizeclasses cimport size_to_class, makeSpanClass
 from goruntime.mspan cimport mspan_t
 from goruntime.runtime2 cimport m_t, p_t, runtime_t
-from goruntime.proc cimport acquirep, releasep, M
 from goruntime.malloc cimport mallocgc
 from goruntime.runtime cimport Runtime
+from goruntime.workload cimport gate_t, kernel_begin, kernel_end, M_RUNNING, launch_ms, join_ms
 
 cdef extern from *:
     """
@@ -62,9 +62,8 @@ ctypedef struct hitbench_t:
     runtime_t* rt
     size_t size
     uint64_t spans          # spans each M fills
-    uint32_t ready
-    uint32_t go
-    # per-M results, indexed by m.id
+    gate_t gate
+    # per-M results, indexed by m.id, written once as each M ends
     uint64_t ns[64]
     uint64_t ops[64]
 
@@ -79,10 +78,9 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     cdef mspan_t* s
     cdef uint64_t k, i, n, t0, ns = 0, ops = 0
     cdef int spc
-    xadd32(&b.ready, 1)
-    while load32(&b.go) == 0:
-        cpu_relax()
-    pp = acquirep(rt, mp)
+    if kernel_begin(&b.gate, rt, mp) != M_RUNNING:
+        return NULL
+    pp = mp.p
     spc = makeSpanClass(size_to_class(rt.sc, b.size), True)
     for k in range(b.spans):
         # Untimed: the allocation that refills the span from its mcentral.
@@ -96,7 +94,7 @@ cdef void* _hit_main(void* arg) noexcept nogil:
             (<uint64_t*>x)[0] = i
         ns += nanotime() - t0
         ops += n
-    releasep(rt, mp)
+    kernel_end(rt, mp)
     b.ns[mp.id] = ns
     b.ops[mp.id] = ops
     return NULL
@@ -109,24 +107,11 @@ def mcache_hit(Runtime rt not None, int ms, size_t size, uint64_t spans_per_m):
     if not 1 <= ms <= min(64, rt.gomaxprocs):
         raise ValueError("need 1 <= ms <= min(64, gomaxprocs)")
     cdef hitbench_t b
-    cdef M m
     cdef int i
     b.rt = rt.rt
     b.size = size
     b.spans = spans_per_m
-    b.ready = 0
-    b.go = 0
-    workers = [M(i) for i in range(ms)]
-    for m in workers:
-        if m.start(rt.rt, _hit_main, &b) != 0:
-            raise RuntimeError("cannot start an M")
-    with nogil:
-        while load32(&b.ready) < <uint32_t>ms:
-            cpu_relax()
-        store32(&b.go, 1)
-    for m in workers:
-        with nogil:
-            m.join()
+    join_ms(launch_ms(rt.rt, &b.gate, range(ms), _hit_main, &b, 0))
     per_m = [<double>b.ns[i] / b.ops[i] for i in range(ms)]
     wall = max(b.ns[i] for i in range(ms)) / 1e9
     return per_m, sum(b.ops[i] for i in range(ms)) / wall
