@@ -1,6 +1,6 @@
 # cython: language_level=3
 from libc.stdint cimport uint64_t, int64_t
-from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64
+from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT
 from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE
 from goruntime.mcentral cimport mcentral_allocObject
 from goruntime.runtime2 cimport MCACHE_NONE
@@ -17,6 +17,8 @@ cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bi
     s = mheap_alloc(rt.heap, npages, makeSpanClass(0, noscan), SITE_LARGE, NULL)
     if s == NULL:
         return 0
+    GR_ASSERT(s.nelems == 1, "a large object's span has more than one slot")
+    GR_ASSERT(s.elemsize >= size, "a large object's span is smaller than the object")
     s.limit = s.startAddr + size
     s.freeindex = 1
     s.allocCount = 1

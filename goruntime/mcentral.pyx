@@ -1,6 +1,6 @@
 # cython: language_level=3
 from libc.string cimport memset
-from goruntime.sys cimport xadd64
+from goruntime.sys cimport xadd64, GR_ASSERT
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,
     SITE_CACHESPAN, SITE_UNCACHESPAN, SITE_GROW)
 from goruntime.mheap cimport mheap_alloc
@@ -68,6 +68,7 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
             lock(&c.lock, SITE_GROW)
             list_insertBack(&c.empty, s)
             unlock(&c.lock)
+    GR_ASSERT(s.sweepgen == c.heap.sweepgen, "cacheSpan found an unswept span outside a collection")
     # Go's havespan: the cache window starts at freeindex.
     refillAllocCache(s, s.freeindex >> 6)
     s.allocCache >>= s.freeindex & 63
@@ -76,6 +77,7 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
 
 cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil:
     """Takes a span back from an mcache (releaseAll, or a Go 1.15 refill)."""
+    GR_ASSERT(s.allocCount <= s.nelems, "allocCount exceeds nelems")
     if c.mode == MCENTRAL_SPANSET:
         if s.allocCount < s.nelems:
             spanset_push(partialSwept(c, c.heap.sweepgen), s)
@@ -90,6 +92,7 @@ cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil:
 
 cdef inline uintptr_t _take(mspan_t* s) noexcept nogil:
     cdef uint32_t idx = nextFreeIndex(s)
+    GR_ASSERT(idx < s.nelems, "a full span was taken for an object")
     s.allocCount += 1
     return s.startAddr + <uintptr_t>idx * s.elemsize
 

@@ -2,7 +2,7 @@
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,
-    popcount64, nanotime, store64)
+    popcount64, nanotime, store64, GR_ASSERT)
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
     refillAllocCache, SPAN_INUSE, span_count_alloc)
@@ -38,6 +38,8 @@ cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
     cdef uint32_t w, i, nfreed = 0, count = 0
     cdef uint64_t allocated
     cdef uint64_t* tmp
+    GR_ASSERT(s.state == SPAN_INUSE, "sweeping a span that is not in use")
+    GR_ASSERT(s.sweepgen != h.sweepgen, "sweeping a span twice in one cycle")
     if s.tinyObjs != NULL:
         # A 16 B tiny block dies only when every object packed into it is dead.
         for i in range(s.nelems):
@@ -55,6 +57,7 @@ cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
     s.allocBits = s.gcmarkBits
     s.gcmarkBits = tmp
     memset(s.gcmarkBits, 0, s.nwords * 8)
+    GR_ASSERT(count <= s.nelems, "a swept span holds more objects than slots")
     s.freeindex = 0
     s.allocCount = count
     refillAllocCache(s, 0)

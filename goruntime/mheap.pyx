@@ -4,7 +4,7 @@ from libc.string cimport memset
 from libc.stdint cimport int64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
-    loadp, storep, xadd64, load_acquire32, store_release32)
+    loadp, storep, xadd64, load_acquire32, store_release32, GR_ASSERT)
 from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, span_info)
@@ -84,6 +84,7 @@ cdef size_t _find_run(heapregion_t* r, size_t npages) noexcept nogil:
 cdef void _set_pages(heapregion_t* r, size_t start, size_t n, bint isfree) noexcept nogil:
     cdef size_t i
     for i in range(start, start + n):
+        GR_ASSERT(_page_free(r, i) != isfree, "a page run changes hands twice (freed while free, or allocated while in use)")
         if isfree:
             r.free_bits[i >> 6] |= (<uint64_t>1) << (i & 63)
         else:
@@ -337,9 +338,11 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
     cdef heapregion_t* r = regionOf(h, s.startAddr)
     cdef size_t start = (s.startAddr - r.base) // PAGE_SIZE
     cdef size_t i
+    GR_ASSERT(s.state == SPAN_INUSE, "freeing a span that is not in use")
     if spanClassSizeclass(s.spanclass) == 0:
         list_remove(&h.large, s)
     for i in range(start, start + s.npages):
+        GR_ASSERT(r.spans[i] == s, "freeing a span whose pages point at another")
         storep(<void**>&r.spans[i], NULL)
     _set_pages(r, start, s.npages, True)
     if start < r.search_hint:

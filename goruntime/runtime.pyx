@@ -8,7 +8,7 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free
 from libc.string cimport memset, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock
+from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock, assertions_enabled
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
 from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
 from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, MCentral,
@@ -53,6 +53,10 @@ cdef dict _MCACHE_MODE = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, 
 cdef dict _MCENTRAL_MODE = {"mutex": MCENTRAL_MUTEX, "spanset": MCENTRAL_SPANSET}
 MCACHE_MODES = tuple(_MCACHE_MODE)
 MCENTRAL_MODES = tuple(_MCENTRAL_MODE)
+
+# True in a `make debug` build: the model checks its invariants (GR_ASSERT in
+# sys.h) and aborts on the first broken one. Never benchmark such a build.
+ASSERTIONS = bool(assertions_enabled())
 
 
 def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):

@@ -20,6 +20,30 @@
 
 static inline int gr_lockstats_enabled(void) { return GORUNTIME_LOCKSTATS; }
 
+/* GR_ASSERT(cond, what): the model's own invariants, checked where a breach
+ * would otherwise show up much later as corrupt memory (the role of Go's
+ * throw). Only in builds without NDEBUG (`make debug`), where a failure prints
+ * the C file and line with `what` and aborts, so that gdb stops right there.
+ * Python's own flags define NDEBUG, so the optimised build compiles every
+ * check to nothing: the hot path cannot pay for them. Bad input from Python is
+ * not an invariant: it is refused with an error, never asserted. */
+#ifdef NDEBUG
+#define GR_ASSERT(cond, what) ((void)0)
+static inline int gr_assertions_enabled(void) { return 0; }
+#else
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noreturn, cold, unused))
+static void gr_assert_fail(const char *what, const char *cond, const char *file, int line) {
+    fprintf(stderr, "goruntime: invariant broken: %s\n  %s:%d: %s\n", what, file, line, cond);
+    fflush(stderr);
+    abort();
+}
+#define GR_ASSERT(cond, what) \
+    (__builtin_expect(!!(cond), 1) ? (void)0 : gr_assert_fail((what), #cond, __FILE__, __LINE__))
+static inline int gr_assertions_enabled(void) { return 1; }
+#endif
+
 /* Go's sys.Ctz64: 64 for a zero word (the C builtin is undefined there). */
 static inline int gr_ctz64(uint64_t x) { return x ? __builtin_ctzll(x) : 64; }
 static inline int gr_popcount64(uint64_t x) { return __builtin_popcountll(x); }

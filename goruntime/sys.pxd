@@ -6,6 +6,9 @@ from libc.string cimport memset
 
 cdef extern from "sys.h" nogil:
     int lockstats_enabled "gr_lockstats_enabled"() noexcept
+    # A debug-build check (see sys.h); `what` is a string literal naming the invariant.
+    void GR_ASSERT(bint cond, const char* what) noexcept
+    int assertions_enabled "gr_assertions_enabled"() noexcept
     int ctz64 "gr_ctz64"(uint64_t x) noexcept
     int popcount64 "gr_popcount64"(uint64_t x) noexcept
     int log2_64 "gr_log2_64"(uint64_t x) noexcept

@@ -7,7 +7,8 @@ bytes overwritten, are caught when it happens."""
 import os
 import time
 from libc.stdlib cimport malloc as c_malloc, free as c_free
-from goruntime.sys cimport nanotime, load32, store32, store_release32, alloc_aligned
+from goruntime.sys cimport (nanotime, load32, store32, store_release32, alloc_aligned,
+    GR_ASSERT, CACHE_LINE)
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
 from goruntime.proc cimport safepoint, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
@@ -47,6 +48,8 @@ ctypedef struct mwork_t:
     liveobj_t* live
     uint64_t rng
     char _pad[40]           # to 64 bytes
+
+GR_ASSERT(sizeof(mwork_t) % CACHE_LINE == 0, "mwork_t is not padded to whole cache lines")
 
 
 cdef inline size_t _pick_size(churn_t* cfg, uint64_t* rng) noexcept nogil:

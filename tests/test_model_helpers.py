@@ -1,12 +1,19 @@
 """The helpers the kernels and tools share: one RNG seeding, one launch of Ms
 behind a start gate, lock site names from one place, and the debug-assert
 build switch."""
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
 import pytest
 
+import goruntime
 from goruntime import Runtime
 from goruntime.cmd import profile
 from goruntime.cmd.benchkernels import mcache_hit
 from goruntime.lock import SITE_NAMES, LockSite
+from goruntime.runtime import ASSERTIONS
 
 
 def _bytes_per_m(seed, ms=2):
@@ -60,3 +67,37 @@ def test_profile_site_names_come_from_lock_sites():
     for (_, site), stack in profile.SITE_STACKS.items():
         assert site in SITE_NAMES.values()
         assert stack[0] in SITE_NAMES.values() or stack[0] == profile.HEAPALLOC
+
+
+_ASSERT_PROGRAM = r"""
+#include "sys.h"
+int main(int argc, char **argv) {
+    (void)argv;
+    GR_ASSERT(argc < 2, "argc stays below 2");
+    return gr_assertions_enabled() ? 3 : 4;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+@pytest.mark.parametrize("ndebug", [False, True])
+def test_gr_assert_aborts_only_without_ndebug(tmp_path, ndebug):
+    src = tmp_path / "a.c"
+    src.write_text(_ASSERT_PROGRAM)
+    exe = tmp_path / "a"
+    include = Path(goruntime.__file__).parent
+    subprocess.run(["cc", f"-I{include}", *(["-DNDEBUG"] if ndebug else []), "-o", str(exe), str(src)],
+                   check=True)
+    ok = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert ok.returncode == (4 if ndebug else 3)
+    broken = subprocess.run([str(exe), "x"], capture_output=True, text=True)
+    if ndebug:
+        assert broken.returncode == 4 and broken.stderr == ""
+    else:
+        assert broken.returncode == -signal.SIGABRT
+        assert "invariant broken: argc stays below 2" in broken.stderr and "a.c:5" in broken.stderr
+
+
+def test_assertions_flag_is_a_bool():
+    # True only in a `make debug` build; the suite passes in both.
+    assert isinstance(ASSERTIONS, bool)
