@@ -1,6 +1,6 @@
 """`goruntime profile`: lock figures, call-site attribution, the pprof export, JSON and text
-output, and the evidence of issue 3 section 5 (contention where it must be, none where it
-must not). No timing assertions: runs are sized in allocations, and tests that need
+output, and the evidence that contention is where it must be and nowhere it must
+not be. No timing assertions: runs are sized in allocations, and tests that need
 contention retry until they see some."""
 import json
 import os
@@ -314,7 +314,7 @@ def test_wait_histogram_rendering():
     assert format_wait_hist(h).startswith("   0ns ")
 
 
-# -- evidence (issue 3, section 5) -----------------------------------------------------------------
+# -- evidence: contention where it must be, none where it must not ----------------------------------
 
 def _held_p(rt):
     held = [p for p in rt.ps if p.status.name == "P_SYSCALL"]

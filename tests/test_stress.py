@@ -1,4 +1,4 @@
-"""Issue 4: stress workloads (goruntime.stress, stress.runner) and faults.
+"""Stress workloads (stress.kernels, stress.runner) and faults.
 
 The short stress runs carry the `stress` marker and are parametrized so that
 xdist spreads them; GORUNTIME_STRESS_SCALE stretches or shrinks their duration
@@ -256,7 +256,7 @@ def _wait(st):
         time.sleep(0.005)
 
 
-# -- faults (issue 4, section 6) ---------------------------------------------------
+# -- faults ----------------------------------------------------------------------
 
 def test_heap_cap_memoryerror_then_usable_again():
     with Runtime(gomaxprocs=PS, gogc=None, max_heap=ARENA) as rt:
