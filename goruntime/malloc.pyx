@@ -1,4 +1,10 @@
 # cython: language_level=3
+# malloc: mallocgc's slow paths and free (the design is written in malloc.pxd).
+# Go counterparts: runtime/malloc.go: largeAlloc (Go 1.13; (*mcache).allocLarge
+# later), the large branch of mallocgc. _central_alloc and the "locked" branch
+# serve the comparison modes and have none. free_object and object_extent have
+# none either, Go having no free: they find the object as findObject
+# (runtime/mbitmap.go) does, then mark it dead or measure it.
 from libc.stdint cimport uint64_t, int64_t
 from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT
 from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE

@@ -1,4 +1,6 @@
 # cython: language_level=3
+# mcache: refill, nextFree, releaseAll (runtime/mcache.go, runtime/malloc.go);
+# see mcache.pxd. MCache is the Python view.
 from libc.string cimport memset
 from libc.stdint cimport int64_t
 from goruntime.sys cimport xadd64, GR_ASSERT

@@ -6,6 +6,11 @@
 #     taken: grow() runs unlocked.
 #   "spanset" (Go 1.15+): lock-free span sets, partial and full, each split in
 #     swept and unswept halves that swap roles every GC (sweepgen / 2 % 2).
+#
+# Go counterparts: runtime/mcentral.go (Go 1.13 for "mutex", Go 1.15 and later
+# for "spanset"): mcentral, cacheSpan, uncacheSpan, grow, partialSwept,
+# partialUnswept, fullSwept, fullUnswept. Go's cacheSpan also sweeps spans it
+# finds unswept; here the sweep is over before any cacheSpan can run.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t

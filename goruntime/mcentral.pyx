@@ -1,4 +1,7 @@
 # cython: language_level=3
+# mcentral: runtime/mcentral.go's cacheSpan, uncacheSpan and grow, in both
+# designs (see mcentral.pxd). mcentral_allocObject has no Go counterpart: it
+# serves the "none" mcache mode, where every small object comes from here.
 from libc.string cimport memset
 from goruntime.sys cimport xadd64, GR_ASSERT
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,

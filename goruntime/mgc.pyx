@@ -1,4 +1,7 @@
 # cython: language_level=3
+# mgc: the collection (runtime/mgc.go: gcStart), the sweep of each mcentral
+# design and of large objects (runtime/mgcsweep.go), and the heap verifier;
+# see mgc.pxd.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,

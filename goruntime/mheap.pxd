@@ -3,6 +3,14 @@
 # order, from a free-page bitmap under one global lock. A page is in exactly
 # one of two states: free (its bit set) or owned by one in-use span (its spans[]
 # entry); adjacent free runs coalesce by construction.
+#
+# Go counterparts: runtime/mheap.go: mheap (mheap_), heapArena.spans (here one
+# page -> span array per reservation), mspan structure recycling (spanfree,
+# Go's spanalloc fixalloc); runtime/mpagealloc.go: pageAlloc (a flat bitmap
+# here, with the same address-ordered first fit, and no radix tree of
+# summaries); runtime/mpagecache.go: pageCache and p.mspancache (pagecache_t).
+# scav_bits stands in for the scavenged bitmap: the model never returns
+# memory, so "scavenged" means never handed out since the arena was reserved.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t

@@ -1,4 +1,16 @@
 # cython: language_level=3
+# mheap: the page heap's operations. Go counterparts: runtime/mheap.go:
+# (*mheap).alloc and allocSpan (mheap_alloc), initSpan (_init_span),
+# allocMSpanLocked (_new_span_struct), allocNeedsZero (needzero from the
+# never-used bits), grow (_grow), freeSpanLocked, spanOf; runtime/malloc.go:
+# sysReserveAligned (_grow's over-reserve and trim for 64 MiB alignment);
+# runtime/mpagealloc.go: find, alloc, free (_find_run, _set_pages);
+# runtime/mpagecache.go: (*pageCache).alloc, flush and (*pageAlloc).allocToCache
+# (_alloc_from_pagecache, pagecache_flush, _refill_pagecache).
+# Go's freeSpan (taking the lock itself) has no twin: the sweeper frees a whole
+# batch of spans under one acquisition (mgc._free_spans). MHeap is the Python
+# view; its reserve() (prefaulted arenas for benchmarks) and
+# fail_reservations() (fault injection) have no Go counterpart.
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t

@@ -1,4 +1,9 @@
 # cython: language_level=3
+# mspan: a span's bitmaps. Go counterparts: runtime/mheap.go: newAllocBits and
+# newMarkBits (span_alloc_bits: here every bitmap of a span is one allocation,
+# laid out by who writes it, where Go takes them from gcBits arenas);
+# runtime/mbitmap.go: countAlloc (span_count_alloc, which counts allocBits
+# and freeindex, as the verifier needs). span_info is the Python view.
 from libc.stdlib cimport free
 from goruntime.sys cimport alloc_aligned, popcount64, CACHE_LINE
 from goruntime.sizeclasses cimport TINY_SPAN_CLASS, spanClassSizeclass, spanClassNoscan

@@ -1,4 +1,5 @@
 # cython: language_level=3
+# proc: the scheduler (runtime/proc.go) and the M thread class; see proc.pxd.
 from libc.stdlib cimport free
 from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
     pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy, pthread_create,

@@ -1,6 +1,14 @@
 # cython: language_level=3
 """The Python face of the model: a Runtime owns one heap, its mcentrals, its Ps
-and their mcaches, and lets any Python thread allocate as an M would."""
+and their mcaches, and lets any Python thread allocate as an M would.
+
+No single Go file is its counterpart: a Runtime is what a Go process has in
+globals, set up by mallocinit and schedinit (runtime/malloc.go, proc.go).
+Its methods stand for the Go entry points: malloc for mallocgc (new, make),
+gc for runtime.GC, memstats for runtime.ReadMemStats, gomaxprocs for
+GOMAXPROCS, proc() for a goroutine keeping its P across calls. free, read,
+write and verify have no Go counterpart: liveness is explicit here, and the
+accesses are checked against the object's extent."""
 import os
 import threading
 cimport cython

@@ -1,6 +1,14 @@
-# The scheduler's structures, as Go keeps them in runtime2.go: P (a logical
-# processor owning an mcache), M (an OS thread, which needs a P to allocate),
-# the scheduler, and the runtime root that ties them to the heap.
+# runtime2: the scheduler's structures: P (a logical processor owning an
+# mcache), M (an OS thread, which needs a P to allocate), the scheduler, and
+# the runtime root that ties them to the heap.
+#
+# Go counterparts: runtime/runtime2.go: p, m, schedt (sched_t), the P status
+# constants (_Pidle, _Prunning, _Psyscall, _Pgcstop) and allp/gomaxprocs. The
+# root (runtime_t) gathers what Go keeps in globals, since one process here
+# may hold several Runtimes: mheap_ and the mcentrals (runtime/mheap.go),
+# GOGC and the heap goal (gcController, runtime/mgcpacer.go), and the pause
+# ring and free counts of memstats (runtime/mstats.go). The per-M figures
+# have no Go counterpart: they feed RunResult.per_m.
 from libc.stdint cimport int32_t, uint32_t, uint64_t, uintptr_t
 from goruntime.sys cimport pthread_cond_t, pthread_mutex_t, pthread_t
 from goruntime.lock cimport mutex_t

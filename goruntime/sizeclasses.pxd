@@ -1,6 +1,13 @@
-# Size classes: every small request is rounded up to one of ~67 object sizes,
-# each with a fixed span size, through two lookup tables (8-byte steps up to
-# 1 KiB, 128-byte steps above), as in Go's sizeclasses.go.
+# sizeclasses: every small request is rounded up to one of ~67 object sizes,
+# each with a fixed span length, through two lookup tables (8-byte steps up to
+# 1 KiB, 128-byte steps above), so that the mcache path finds its span class
+# with two loads and no division.
+#
+# Go counterparts: runtime/sizeclasses.go (the constants and tables: here for
+# go1.13 and go1.19, in sizeclasses_data.py, made by mksizeclasses.py, Go's
+# mksizeclasses.go); the size -> class lookup mallocgc does inline
+# (size_to_class); runtime/mheap.go: spanClass, makeSpanClass,
+# spanClass.sizeclass, spanClass.noscan.
 from libc.stdint cimport uint8_t, uint16_t
 
 cdef enum:

@@ -1,8 +1,16 @@
-/* The few machine primitives Go's runtime takes from runtime/internal/sys and
- * runtime/internal/atomic, as static inline C so that Cython can inline them
- * into the nogil hot paths. Atomics are GCC __atomic builtins on plain integer
- * fields: ThreadSanitizer understands them and no special field types leak
- * into the Cython structs. */
+/* sys.h: the few machine primitives the model needs, as static inline C so
+ * that Cython inlines them into the nogil hot paths (declared for Cython in
+ * sys.pxd).
+ *
+ * Go counterparts: runtime/internal/sys (Ctz64, OnesCount64, Len64);
+ * runtime/internal/atomic (Load, Store, LoadAcq/StoreRel, Loadp/StorepNoWB,
+ * Xadd, Xadd64, Cas64, Or8/Or); nanotime (runtime/time_nofake.go); procyield
+ * (gr_cpu_relax); and throw (runtime/panic.go), which GR_ASSERT stands for in
+ * debug builds. The lock-counter switch and the thread clocks have no Go
+ * counterpart: they serve the model's lock profiles and per-M figures.
+ *
+ * Atomics are GCC __atomic builtins on plain integer fields: ThreadSanitizer
+ * understands them and no special field types leak into the Cython structs. */
 #ifndef GORUNTIME_SYS_H
 #define GORUNTIME_SYS_H
 

@@ -1,6 +1,12 @@
-# C declarations shared by every module: the primitives of sys.h, pthreads and
-# the OS memory calls. Kept apart from the model's own structures, as uvloop
-# keeps its includes/*.pxd.
+# sys: C declarations shared by every module: the primitives of sys.h (see it
+# for their Go counterparts), pthreads and the OS memory calls. Kept apart from
+# the model's own structures, as uvloop keeps its includes/*.pxd.
+#
+# Go counterparts of the OS side: runtime/mem_linux.go (sysReserveOS and
+# sysMapOS: one mmap with MAP_NORESERVE here), runtime/os_linux.go
+# (newosproc: pthread_create here; osyield: sched_yield). Go's runtime locks
+# and notes are futexes; the model uses pthread mutexes and condition
+# variables so that contention is real and measurable (lock.pxd).
 from libc.stdint cimport uint16_t, uint32_t, int32_t, uint64_t, int64_t, uintptr_t
 from libc.string cimport memset
 

@@ -1,7 +1,11 @@
-# The pieces every workload kernel shares (workload.pyx's churn kernel,
-# stress/kernels.pyx and goruntime/cmd/benchkernels.pyx): error codes, the
-# live-object record, the RNG and its seeding, the tag each object carries from
-# its allocation to its drop, and the launch of Ms behind a start gate.
+# workload: the pieces every workload kernel shares (workload.pyx's churn
+# kernel, stress/kernels.pyx and goruntime/cmd/benchkernels.pyx): error codes,
+# the live-object record, the RNG and its seeding, the tag each object carries
+# from its allocation to its drop, and the launch of Ms behind a start gate.
+#
+# No Go counterpart: a kernel plays the Go program, a loop of allocations on
+# one goroutine pinned to its M. Written once here so that every kernel starts,
+# seeds and checks the same way.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 from goruntime.sys cimport xadd32, load_acquire32, load_relaxed32, sched_yield

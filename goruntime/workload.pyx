@@ -3,7 +3,12 @@
 Ms allocate truly in parallel. Every kernel reaches a safe point before each
 allocation, tags every object it allocates (M id, sequence number) and checks
 the tag before it drops the object, so a slot handed out twice while live, or
-bytes overwritten, are caught when it happens."""
+bytes overwritten, are caught when it happens.
+
+No Go counterpart: the churn kernel plays a Go program that allocates from a
+size mix and keeps a bounded live set, the way runtime/malloc_test.go's
+benchmarks drive mallocgc. launch_ms starts the Ms of every kernel (churn,
+stress, bench)."""
 import os
 import time
 from libc.stdlib cimport malloc as c_malloc, free as c_free

@@ -1,7 +1,10 @@
 # cython: language_level=3
-"""Stress kernels (issue 4): nogil loops in M threads that hammer the allocator
-in the patterns of mimalloc-bench's larson, xmalloc-test and mstress, and catch
-corruption the moment it happens.
+"""Stress kernels: nogil loops in M threads that hammer the allocator in the
+patterns of mimalloc-bench's larson, xmalloc-test and mstress, and catch
+corruption the moment it happens. No Go counterpart: Go's runtime tests its
+allocator with unit tests and the GC's own checks; these kernels play
+adversarial Go programs against the model. The Ms are started by
+goruntime.workload's launch_ms (stress_main picks each slot's loop).
 
 The state lives in *slots*: each slot has a live set (objects it owns), a tag
 counter, a random generator and an inbox. A phase starts one M per chosen slot;

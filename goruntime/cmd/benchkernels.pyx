@@ -1,9 +1,13 @@
 # cython: language_level=3
 """nogil kernels for `make bench`, and the plain C loop they are measured against.
 
-Each kernel runs on M threads released together by a start gate and times only
-the loop under test (a span's worth of allocations at a time), so that a refill
-or a gate never lands inside a timed region."""
+Each kernel runs on M threads released together by a start gate (launch_ms)
+and times only the loop under test (a span's worth of allocations at a time),
+so that a refill or a gate never lands inside a timed region.
+
+No Go counterpart in the runtime itself: mcache_hit measures what
+runtime/malloc_test.go's BenchmarkMalloc8/16 measure in Go, the mallocgc hit
+path, and c_span_loop is the floor, Go's nextFreeFast written as bare C."""
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.sys cimport nanotime
 from goruntime.sizeclasses cimport size_to_class, makeSpanClass
