@@ -76,6 +76,7 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     cdef m_t* mp = <m_t*>arg
     cdef hitbench_t* b = <hitbench_t*>mp.work
     cdef runtime_t* rt = b.rt
+    cdef size_t size = b.size   # a local: b's results line is written by Ms that finish first
     cdef p_t* pp
     cdef bint gc = False
     cdef uintptr_t x
@@ -85,16 +86,16 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     if kernel_begin(&b.gate, rt, mp) != M_RUNNING:
         return NULL
     pp = mp.p
-    spc = makeSpanClass(size_to_class(rt.sc, b.size), True)
+    spc = makeSpanClass(size_to_class(rt.sc, size), True)
     for k in range(b.spans):
         # Untimed: the allocation that refills the span from its mcentral.
-        x = mallocgc(rt, pp, b.size, True, &gc)
+        x = mallocgc(rt, pp, size, True, &gc)
         (<uint64_t*>x)[0] = 0
         s = pp.mcache.alloc[spc]
         n = s.nelems - s.allocCount
         t0 = nanotime()
         for i in range(n):
-            x = mallocgc(rt, pp, b.size, True, &gc)
+            x = mallocgc(rt, pp, size, True, &gc)
             (<uint64_t*>x)[0] = i
         ns += nanotime() - t0
         ops += n
