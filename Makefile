@@ -33,8 +33,9 @@ $(EXTENSIONS) &: $(DEPS) $(SOURCES) setup.py
 
 build: $(EXTENSIONS)
 
-# Assertions on (NDEBUG undefined), no optimisation, debug symbols: for gdb and valgrind.
-# `make clean build` goes back to the optimised build.
+# Assertions on (NDEBUG undefined: every GR_ASSERT of goruntime/sys.h aborts on a broken
+# invariant), no optimisation, debug symbols: for gdb and valgrind. goruntime.runtime.ASSERTIONS
+# tells which build is in place. `make clean build` goes back to the optimised build.
 debug: $(DEPS)
 	GORUNTIME_CFLAGS="-O0 -g -UNDEBUG" $(VPY) setup.py -q build_ext --inplace --force
 

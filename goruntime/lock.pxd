@@ -1,8 +1,16 @@
-# The runtime's mutex: a real pthread mutex that counts, like jemalloc's mutex
-# profiling and Linux lockstat, how it was used. Counters are written only by
-# the holder, so they need no atomics; the clock is read only when trylock
-# fails (contended path) and on one acquisition in HOLD_SAMPLE_EVERY (hold time),
-# so the uncontended cost is the same single CAS as pthread_mutex_lock.
+# lock: the runtime's mutex, a real pthread mutex that counts, like jemalloc's
+# mutex profiling and Linux lockstat, how it was used. Counters are written
+# only by the holder, so they need no atomics; the clock is read only when
+# trylock fails (contended path) and on one acquisition in HOLD_SAMPLE_EVERY
+# (hold time), so the uncontended cost is the same single CAS as
+# pthread_mutex_lock.
+#
+# Go counterparts: runtime/runtime2.go: mutex; runtime/lock_futex.go: lock,
+# unlock (a futex lock that spins before it sleeps; here the pthread mutex's
+# own policy). The counters have none before Go 1.22 added runtime locks to
+# the mutex profile (runtime/mprof.go); each acquisition is charged to a call
+# site named after the Go function that takes the lock (SITE_NAMES in
+# lock.pyx, the one list of those names: the profile tool reads it).
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.sys cimport (pthread_mutex_t, pthread_cond_t, pthread_mutex_lock,
     pthread_mutex_trylock, pthread_mutex_unlock, pthread_cond_wait,

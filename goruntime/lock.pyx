@@ -1,4 +1,7 @@
 # cython: language_level=3
+# lock: the counting mutex's slow path (runtime/lock_futex.go's lock2 past its
+# first attempt: mutex_lock_slow), its snapshots, and the names of its call
+# sites (Go function names, for the profiles). See lock.pxd.
 from libc.string cimport memset, memcpy
 from goruntime.sys cimport pthread_mutex_init, pthread_mutex_destroy
 

@@ -1,13 +1,189 @@
-# malloc: Go's mallocgc. Small requests are served by the P's mcache without a
-# lock (tiny allocator for noscan objects under 16 B, then nextFreeFast on the
-# cached span); only a full span goes to the mcentral, and objects over 32 KiB
-# go straight to the mheap.
+# malloc: mallocgc, the allocator's front door, and the design of the whole
+# model, written here as Go writes its own at the top of runtime/malloc.go.
+#
+# Go counterpart of this file: runtime/malloc.go: mallocgc (with the tiny
+# allocator inlined in it) and the span-class lookup it does; runtime/mgc.go:
+# gcTrigger.test (gc_trigger). malloc.pyx holds the slow paths and free().
+#
+# ---------------------------------------------------------------------------
+# The model
+#
+# goruntime is Go's memory allocator in its Go 1.13 shape, run on real OS
+# threads with the GIL released, real pthread mutexes and real mmap'd memory.
+# Later designs are options of a Runtime (below). Memory is handled in runs of
+# 8 KiB pages; a request of at most 32 KiB is rounded up to a size class, and
+# objects of one class and one scan kind are carved out of spans kept for
+# that class, whose free slots are found in a bitmap. Larger objects get a run
+# of pages of their own.
+#
+# The structures
+#
+#   M           an OS thread: a pthread running a nogil kernel, or a Python
+#               thread for the length of one call. It must hold a P to
+#               allocate. (runtime2.pxd m_t; proc.pyx M)
+#   P           the right to allocate. There are gomaxprocs Ps, each owning
+#               an mcache; an M takes one with acquirep and gives it back with
+#               releasep. A P's status word is written by other threads, so
+#               it sits on its own cache lines, away from the mcache.
+#   mcache      the P's private cache: one span per span class and the tiny
+#               block. Only the M holding the P touches it, so it needs
+#               neither a lock nor an atomic read-modify-write.
+#   mcentral    one per span class, shared by every P: the spans of that
+#               class that no mcache holds (and, in Go 1.13's design, the
+#               cached ones too, on its empty list).
+#   mheap       the page heap, one per Runtime: the arenas, a free-page
+#               bitmap and a page -> span map per reservation, and the list of
+#               large objects. One lock.
+#   mspan       a run of pages holding nelems slots of one span class, or
+#               one large object, with its bitmaps (allocBits, gcmarkBits,
+#               freedBits). Span metadata lives in C memory of its own, never
+#               in the heap it describes.
+#   size class  a rounded object size. Two tables (go1.13: 67 classes, go1.19:
+#               68 with the 24 B class) map a size to its class, and a class to
+#               its size and to the pages of its spans. Class 0 means large.
+#   span class  a size class and a noscan bit (makeSpanClass), so that objects
+#               with and without pointers never share a span: 134 or 136
+#               mcentrals. TINY_SPAN_CLASS (16 B, noscan) holds tiny blocks.
+#   arena       64 MiB of address space from one mmap, aligned to 64 MiB. The
+#               heap grows by whole arenas (a reservation is one arena, or
+#               several contiguous ones for an object larger than an arena)
+#               and gives nothing back to the OS.
+#   tiny        noscan requests under 16 B share 16 B blocks, packed at the
+#               alignment their size needs; a block is swept away once its
+#               last object has been freed.
+#   GC          liveness is explicit: free() marks an object dead. A
+#               collection stops the world, takes every span back from the
+#               mcaches and sweeps every span, so a span is never unswept
+#               between collections. The allocation that takes heap_live to
+#               the goal GOGC sets starts one.
+#   scheduler   Ms wait for a P on a condition variable (never spinning),
+#               hand their P over after a 10 ms slice when others wait, and
+#               park at their next safe point when the world stops. A Python
+#               thread between two calls inside `with rt.proc():` holds its
+#               P like a goroutine in a system call: the P can be taken from it.
+#               There are no goroutines: a kernel's loop is one goroutine
+#               pinned to its M.
+#
+# Allocating a small object (size <= 32 KiB), mallocgc below
+#
+#   1. Tiny (noscan, size < 16): place the object in the current tiny block
+#      if it fits after aligning tinyoffset; otherwise take a new 16 B block
+#      as in step 2 from the tiny span class and keep, of the old and the new
+#      block, the one with more room left.
+#   2. Round the size to its class (size_to_class), build the span class and
+#      look at c.alloc[spanclass]. nextFreeFast finds the next free slot with
+#      one count-trailing-zeros of allocCache, the inverted 64-slot window of
+#      allocBits at freeindex.
+#   3. When the window is used up, mcache_nextFree moves it along allocBits
+#      (nextFreeIndex). When the span is full, mcache_refill swaps it for a
+#      span with a free slot from the class's mcentral.
+#   4. mcentral_cacheSpan hands out a span with a free slot, or, with none
+#      left, grows: asks the mheap for a fresh span of the class's length.
+#   5. mheap_alloc takes the lowest free run of pages long enough (first fit
+#      in address order); when no reservation has one, it reserves another
+#      arena from the OS.
+#   The slot is zeroed unless its span is known to be zero (needzero clear:
+#   pages never handed out since their arena was reserved).
+#
+# Large objects (> 32 KiB) bypass mcache and mcentral: mheap_alloc gives each
+# one a span of its own (span class 0), kept on the mheap's large list.
+#
+# Freeing and sweeping. Any thread may free any object: free_object finds the
+# span with spanOf and sets the slot's bit in freedBits (for a tiny object,
+# its bit in tinyFreed) with an atomic OR, whose old value reveals a double
+# free. The slot stays allocated until a sweep. A collection (mgc.gcStart)
+# stops the world, hands every cached span back to its mcentral
+# (flushallmcaches), advances sweepgen by 2 and sweeps each span: the new
+# allocBits are the allocated slots less the freed ones. A span left with no
+# object returns its pages to the mheap; so does a freed large object.
+#
+# Locks and atomics, step by step
+#
+#   mcache hit (tiny block, nextFreeFast, nextFreeIndex)
+#       no lock and no atomic read-modify-write: the span and the counters
+#       belong to the P. freeindex is stored with a relaxed atomic store (a
+#       plain mov) only so that a free() on another P may read it;
+#       tests/test_fastpath.py checks the machine code for this.
+#   refill / cacheSpan
+#       "mutex" mcentral: its lock around taking the span, dropped before
+#       grow and taken again to list the grown span. "spanset" mcentral: a
+#       CAS on the span set, no lock (its spine lock only grows the spine).
+#       Either way the span's free bytes go to heap_live with an atomic add.
+#   grow, large objects
+#       the mheap lock, for the page search and, when needed, the arena
+#       reservation. No mcentral lock is held meanwhile.
+#   page cache (pagecache=True)
+#       a small span comes from the P's 64-page chunk without the heap lock;
+#       the lock is taken only to refill the chunk or the spare span structs.
+#   free
+#       no lock: spanOf reads the page map with acquire loads; one atomic OR.
+#   GC  one collection at a time (sched.gc_sema); the scheduler lock to stop
+#       and start the world; the sweep takes each mcentral lock and the mheap
+#       lock in turn, never both at once.
+#   scheduler
+#       acquirep, releasep, handoffp and stop-the-world take the scheduler
+#       lock; the safe point before every allocation is one relaxed load
+#       (two more every 256 allocations, for preemption and close).
+#   Lock order: the mcache lock ("locked" mode) comes first and may be held
+#   while an mcentral lock, a span set's spine lock or the mheap lock is
+#   taken; those three are never nested. gc_sema comes before the scheduler
+#   lock, and neither is taken with an allocator lock held.
+#
+# Comparison modes (Runtime(mcache=, mcentral=, pagecache=, sizeclasses=))
+#
+#   mcache="lockfree"   Go's per-P cache, as above (default).
+#          "locked"     the same cache behind a per-P mutex, as if shared:
+#                       what the lock-free design saves.
+#          "none"       no cache: each small object comes from its mcentral
+#                       under the mcentral's lock, and there are no tiny blocks.
+#   mcentral="mutex"    Go 1.13: nonempty/empty span lists under one mutex; a
+#                       cached span stays on empty (default).
+#           "spanset"   Go 1.15: lock-free partial/full span sets whose swept
+#                       and unswept halves swap roles every collection.
+#   pagecache=True      Go 1.14's per-P page cache in front of the mheap.
+#   sizeclasses="go1.19"  the size-class tables of Go 1.16 and later.
+#   The two slower mcache modes leave mallocgc through mallocgc_slow, so the
+#   lock-free path pays one load and a branch for them.
+#
+# Where each piece lives
+#
+#   goruntime/sys.h, sys.pxd      atomics, bit tricks, clocks, pthreads, mmap,
+#                                 GR_ASSERT (debug builds)
+#   goruntime/sizeclasses.*       size and span classes; the tables are in
+#                                 sizeclasses_data.py, made by mksizeclasses.py
+#   goruntime/mspan.*             mspan, its bitmaps, nextFreeFast, span lists
+#   goruntime/mspanset.*          Go 1.15's lock-free span set
+#   goruntime/lock.*              the counting mutex; lock call sites (SITE_NAMES)
+#   goruntime/mheap.*             arenas, page allocator, page cache, spanOf
+#   goruntime/mcentral.*          cacheSpan, uncacheSpan, grow (both designs)
+#   goruntime/mcache.*            refill, nextFree, releaseAll
+#   goruntime/runtime2.pxd        P, M, the scheduler and the runtime root
+#   goruntime/proc.*              acquirep/releasep, hand-off, safe points,
+#                                 stop-the-world, M threads
+#   goruntime/malloc.*            mallocgc, large objects, the slow mcache
+#                                 modes, free
+#   goruntime/mgc.*               collection, sweep, heap goal, heap verifier
+#   goruntime/mstats.*            MemStats and the identities it must satisfy
+#   goruntime/runtime.*           the Python API (Runtime)
+#   goruntime/workload.*          the churn kernel, and what every kernel
+#                                 shares: launch_ms and its start gate, the
+#                                 RNG, object tags
+#   goruntime/cmd/                the tools: the `goruntime` command (main.py,
+#                                 flags.py, report.py), profile.py and
+#                                 pprof.py, compare.py, bench.py with its
+#                                 kernels (benchkernels.pyx)
+#   stress/                       the stress kernels (kernels.pyx) and their
+#                                 runner (`goruntime stress`, `make stress`)
+#   tests/                        the test suite; testkernels.pyx holds the
+#                                 test-only kernels
+#   tools/tsan.py                 `make tsan`
+# ---------------------------------------------------------------------------
 from libc.stdint cimport uint16_t, uint32_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport load64, load_relaxed32, store_relaxed32
 from goruntime.mspan cimport mspan_t, nextFreeFast
 from goruntime.mcache cimport mcache_t, mcache_nextFree
-from goruntime.sizeclasses cimport (size_to_class, MAX_SMALL_SIZE, TINY_SIZE,
+from goruntime.sizeclasses cimport (size_to_class, makeSpanClass, MAX_SMALL_SIZE, TINY_SIZE,
     TINY_SIZE_CLASS, TINY_SPAN_CLASS)
 from goruntime.runtime2 cimport p_t, runtime_t, MCACHE_LOCKFREE
 
@@ -69,7 +245,7 @@ cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bi
             c.tinyspan = s
         return x
     sizeclass = size_to_class(rt.sc, size)
-    spc = (sizeclass << 1) | noscan
+    spc = makeSpanClass(sizeclass, noscan)
     s = c.alloc[spc]
     x = nextFreeFast(s)
     if x == 0:

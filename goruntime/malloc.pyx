@@ -1,13 +1,18 @@
 # cython: language_level=3
-from libc.stdint cimport uint32_t, uint64_t, int64_t
-from libc.string cimport memset
-from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64
+# malloc: mallocgc's slow paths and free (the design is written in malloc.pxd).
+# Go counterparts: runtime/malloc.go: largeAlloc (Go 1.13; (*mcache).allocLarge
+# later), the large branch of mallocgc. _central_alloc and the "locked" branch
+# serve the comparison modes and have none. free_object and object_extent have
+# none either, Go having no free: they find the object as findObject
+# (runtime/mbitmap.go) does, then mark it dead or measure it.
+from libc.stdint cimport uint64_t, int64_t
+from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT
 from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE
 from goruntime.mcentral cimport mcentral_allocObject
 from goruntime.runtime2 cimport MCACHE_NONE
 from goruntime.mheap cimport mheap_alloc, spanOf
 from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed
-from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE
+from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE, spanClassSizeclass
 
 
 cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
@@ -15,9 +20,11 @@ cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bi
     cdef mspan_t* s
     if size & (PAGE_SIZE - 1):
         npages += 1
-    s = mheap_alloc(rt.heap, npages, <int>noscan, SITE_LARGE, NULL)
+    s = mheap_alloc(rt.heap, npages, makeSpanClass(0, noscan), SITE_LARGE, NULL)
     if s == NULL:
         return 0
+    GR_ASSERT(s.nelems == 1, "a large object's span has more than one slot")
+    GR_ASSERT(s.elemsize >= size, "a large object's span is smaller than the object")
     s.limit = s.startAddr + size
     s.freeindex = 1
     s.allocCount = 1
@@ -37,7 +44,7 @@ cdef uintptr_t _central_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, 
     cdef int sizeclass = size_to_class(rt.sc, size)
     cdef mspan_t* s
     cdef bint grew = False
-    cdef uintptr_t x = mcentral_allocObject(rt.central[(sizeclass << 1) | noscan], &pp.pcache, &s, &grew)
+    cdef uintptr_t x = mcentral_allocObject(rt.central[makeSpanClass(sizeclass, noscan)], &pp.pcache, &s, &grew)
     if x == 0:
         return 0
     if s.needzero:
@@ -134,5 +141,5 @@ cdef int object_extent(runtime_t* rt, uintptr_t addr, size_t* size) noexcept nog
         return FREE_OK
     if rem != 0 or slot_freed(s, idx):
         return FREE_BAD_POINTER
-    size[0] = s.limit - addr if s.nelems == 1 and (s.spanclass >> 1) == 0 else s.elemsize
+    size[0] = s.limit - addr if spanClassSizeclass(s.spanclass) == 0 else s.elemsize
     return FREE_OK

@@ -1,7 +1,14 @@
 # mcache: a P's private cache of one span per span class, plus the tiny block.
-# Only the P that owns it touches it, so nothing here takes a lock or executes
-# an atomic read-modify-write; every counter is a plain P-owned field. (The
-# "locked" comparison mode puts each mcache behind its own mutex, as if shared.)
+# Only the P that owns it touches it, so an allocation it serves takes no lock
+# and executes no atomic read-modify-write, and every counter is a plain
+# P-owned field. Only a refill reaches shared state: the mcentral, and
+# heap_live with one atomic add. (The "locked" comparison mode puts each mcache
+# behind its own mutex, as if shared.)
+#
+# Go counterparts: runtime/mcache.go: mcache, allocmcache (mcache_init),
+# refill, releaseAll; runtime/malloc.go: (*mcache).nextFree. Go's
+# prepareForSweep and flushGen have no twin: every collection flushes every
+# mcache itself, with the world stopped.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.mspan cimport mspan_t
 from goruntime.lock cimport mutex_t
@@ -23,7 +30,6 @@ ctypedef struct mcache_t:
     uint64_t refills
     uint64_t large_allocs
     uint64_t large_bytes
-    uint32_t flushGen
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil
 cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil

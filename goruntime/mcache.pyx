@@ -1,10 +1,12 @@
 # cython: language_level=3
+# mcache: refill, nextFree, releaseAll (runtime/mcache.go, runtime/malloc.go);
+# see mcache.pxd. MCache is the Python view.
 from libc.string cimport memset
 from libc.stdint cimport int64_t
-from goruntime.sys cimport xadd64
+from goruntime.sys cimport xadd64, GR_ASSERT
 from goruntime.lock cimport mutex_init, mutex_stats
 from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan, MCENTRAL_SPANSET
-from goruntime.mspan cimport nextFreeIndex, span_info
+from goruntime.mspan cimport nextFreeIndex, span_info, SPAN_INUSE
 
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil:
@@ -14,7 +16,6 @@ cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecach
     c.central = central
     c.heap = heap
     c.pcache = pcache
-    c.flushGen = heap.sweepgen
     for i in range(MAX_SPAN_CLASSES):
         c.alloc[i] = &heap.emptyspan
 
@@ -35,6 +36,9 @@ cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil:
     if s == NULL:
         c.alloc[spc] = &c.heap.emptyspan
         return -1
+    GR_ASSERT(s.state == SPAN_INUSE, "refill got a span that is not in use")
+    GR_ASSERT(s.spanclass == spc, "refill got a span of another span class")
+    GR_ASSERT(s.allocCount < s.nelems, "refill got a span with no free slot")
     s.sweepgen = c.heap.sweepgen + 3        # swept, then cached
     # As Go's cacheSpan: count the span's free slots as allocated up front.
     xadd64(&c.heap.heap_live, <int64_t>((s.nelems - s.allocCount) * s.elemsize))
@@ -53,7 +57,9 @@ cdef uintptr_t mcache_nextFree(mcache_t* c, int spc, bint* shouldhelpgc) noexcep
         shouldhelpgc[0] = True
         s = c.alloc[spc]
         idx = nextFreeIndex(s)
+    GR_ASSERT(idx < s.nelems, "nextFree found no free slot in a fresh span")
     s.allocCount += 1
+    GR_ASSERT(s.allocCount <= s.nelems, "allocCount exceeds nelems")
     return s.startAddr + <uintptr_t>idx * s.elemsize
 
 
@@ -69,7 +75,6 @@ cdef void mcache_releaseAll(mcache_t* c) noexcept nogil:
     c.tiny = 0
     c.tinyoffset = 0
     c.tinyspan = NULL
-    c.flushGen = c.heap.sweepgen
 
 
 cdef list mcache_spans(mcache_t* c):

@@ -6,11 +6,17 @@
 #     taken: grow() runs unlocked.
 #   "spanset" (Go 1.15+): lock-free span sets, partial and full, each split in
 #     swept and unswept halves that swap roles every GC (sweepgen / 2 % 2).
+#
+# Go counterparts: runtime/mcentral.go (Go 1.13 for "mutex", Go 1.15 and later
+# for "spanset"): mcentral, cacheSpan, uncacheSpan, grow, partialSwept,
+# partialUnswept, fullSwept, fullUnswept. Go's cacheSpan also sweeps spans it
+# finds unswept; here the sweep is over before any cacheSpan can run.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mspanset cimport spanset_t
 from goruntime.mheap cimport mheap_t, pagecache_t
+from goruntime.sizeclasses cimport spanClassSizeclass, spanClassNoscan
 
 cpdef enum MCentralMode:
     MCENTRAL_MUTEX = 0
@@ -26,7 +32,6 @@ ctypedef struct mcentral_t:
     spanset_t full[2]
     mheap_t* heap
     uint64_t ngrow              # spans taken from the mheap
-    uint64_t ncache             # spans handed to mcaches
 
 cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap, int mode) noexcept nogil
 cdef void mcentral_destroy(mcentral_t* c) noexcept nogil

@@ -1,6 +1,9 @@
 # cython: language_level=3
+# mcentral: runtime/mcentral.go's cacheSpan, uncacheSpan and grow, in both
+# designs (see mcentral.pxd). mcentral_allocObject has no Go counterpart: it
+# serves the "none" mcache mode, where every small object comes from here.
 from libc.string cimport memset
-from goruntime.sys cimport xadd64
+from goruntime.sys cimport xadd64, GR_ASSERT
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,
     SITE_CACHESPAN, SITE_UNCACHESPAN, SITE_GROW)
 from goruntime.mheap cimport mheap_alloc
@@ -30,7 +33,7 @@ cdef void mcentral_destroy(mcentral_t* c) noexcept nogil:
 
 
 cdef mspan_t* _grow(mcentral_t* c, pagecache_t* pc) noexcept nogil:
-    cdef int sizeclass = c.spanclass >> 1
+    cdef int sizeclass = spanClassSizeclass(c.spanclass)
     cdef mspan_t* s = mheap_alloc(c.heap, c.heap.sc.class_to_allocnpages[sizeclass], c.spanclass,
                                   SITE_GROW, pc)
     if s != NULL:
@@ -68,7 +71,7 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
             lock(&c.lock, SITE_GROW)
             list_insertBack(&c.empty, s)
             unlock(&c.lock)
-    xadd64(&c.ncache, 1)
+    GR_ASSERT(s.sweepgen == c.heap.sweepgen, "cacheSpan found an unswept span outside a collection")
     # Go's havespan: the cache window starts at freeindex.
     refillAllocCache(s, s.freeindex >> 6)
     s.allocCache >>= s.freeindex & 63
@@ -77,6 +80,7 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
 
 cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil:
     """Takes a span back from an mcache (releaseAll, or a Go 1.15 refill)."""
+    GR_ASSERT(s.allocCount <= s.nelems, "allocCount exceeds nelems")
     if c.mode == MCENTRAL_SPANSET:
         if s.allocCount < s.nelems:
             spanset_push(partialSwept(c, c.heap.sweepgen), s)
@@ -91,6 +95,7 @@ cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil:
 
 cdef inline uintptr_t _take(mspan_t* s) noexcept nogil:
     cdef uint32_t idx = nextFreeIndex(s)
+    GR_ASSERT(idx < s.nelems, "a full span was taken for an object")
     s.allocCount += 1
     return s.startAddr + <uintptr_t>idx * s.elemsize
 
@@ -141,11 +146,11 @@ cdef class MCentral:
 
     @property
     def sizeclass(self):
-        return self.c.spanclass >> 1
+        return spanClassSizeclass(self.c.spanclass)
 
     @property
     def noscan(self):
-        return bool(self.c.spanclass & 1)
+        return spanClassNoscan(self.c.spanclass)
 
     def lockstats(self):
         return mutex_stats(&self.c.lock)

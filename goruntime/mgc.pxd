@@ -1,6 +1,15 @@
 # mgc: stop-the-world collection. Liveness is explicit in the model (an object
 # is live until free() marks it), so "mark" is computing each span's
 # gcmarkBits from allocBits and freedBits; the sweep then works as Go's does.
+#
+# Go counterparts: runtime/mgc.go: gcStart, gcSweep (here the whole sweep runs
+# with the world stopped); runtime/mgcsweep.go: (*sweepLocked).sweep, Go
+# 1.13's (*mspan).sweep (_sweepspan); runtime/mstats.go: flushallmcaches;
+# runtime/mgcpacer.go: the heap goal (set_heap_goal, GOGC only). gcTryStart
+# is gcStart behind a trylock of gc_sema (Go's work.startSema): an M that
+# loses the race parks at its next safe point instead. verify_heap has no
+# counterpart: Go checks its invariants with throw where they are used; the
+# model also checks them all at once on demand (Runtime.verify).
 from goruntime.runtime2 cimport p_t, runtime_t
 
 cdef void gcStart(runtime_t* rt, p_t* mine) noexcept nogil

@@ -1,14 +1,16 @@
 # cython: language_level=3
+# mgc: the collection (runtime/mgc.go: gcStart), the sweep of each mcentral
+# design and of large objects (runtime/mgcsweep.go), and the heap verifier;
+# see mgc.pxd.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,
-    popcount64, nanotime, store64)
+    popcount64, nanotime, store64, GR_ASSERT)
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
-    refillAllocCache)
+    refillAllocCache, SPAN_INUSE, span_count_alloc)
 from goruntime.mheap cimport mheap_t, heapregion_t, pagecache_t, mheap_freeSpanLocked, spanOf
-from goruntime.mspan cimport SPAN_INUSE, span_count_alloc
-from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, PAGE_SIZE
+from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, PAGE_SIZE, spanClassSizeclass
 from goruntime.mcentral cimport (mcentral_t, MCENTRAL_SPANSET, partialSwept, partialUnswept,
     fullSwept, fullUnswept)
 from goruntime.mspanset cimport spanset_t, spanset_pop, spanset_push, spanset_reset, spanset_len, spanset_at
@@ -39,6 +41,8 @@ cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
     cdef uint32_t w, i, nfreed = 0, count = 0
     cdef uint64_t allocated
     cdef uint64_t* tmp
+    GR_ASSERT(s.state == SPAN_INUSE, "sweeping a span that is not in use")
+    GR_ASSERT(s.sweepgen != h.sweepgen, "sweeping a span twice in one cycle")
     if s.tinyObjs != NULL:
         # A 16 B tiny block dies only when every object packed into it is dead.
         for i in range(s.nelems):
@@ -56,6 +60,7 @@ cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
     s.allocBits = s.gcmarkBits
     s.gcmarkBits = tmp
     memset(s.gcmarkBits, 0, s.nwords * 8)
+    GR_ASSERT(count <= s.nelems, "a swept span holds more objects than slots")
     s.freeindex = 0
     s.allocCount = count
     refillAllocCache(s, 0)
@@ -100,7 +105,7 @@ cdef uint64_t _sweep_central(runtime_t* rt, mcentral_t* c) noexcept nogil:
             nxt = s.next
             if s.sweepgen != h.sweepgen:
                 nfreed = _sweepspan(h, s)
-                rt.nfree[c.spanclass >> 1] += nfreed
+                rt.nfree[spanClassSizeclass(c.spanclass)] += nfreed
                 if s.allocCount == 0:
                     list_remove(lists[k], s)
                     s.next = dead
@@ -134,7 +139,7 @@ cdef uint64_t _sweep_central_spanset(runtime_t* rt, mcentral_t* c) noexcept nogi
     for k in range(2):
         s = spanset_pop(sets[k])
         while s != NULL:
-            rt.nfree[c.spanclass >> 1] += _sweepspan(h, s)
+            rt.nfree[spanClassSizeclass(c.spanclass)] += _sweepspan(h, s)
             if s.allocCount == 0:
                 s.next = dead
                 dead = s
@@ -161,7 +166,6 @@ cdef uint64_t _sweep_large(runtime_t* rt) noexcept nogil:
         nxt = s.next
         if s.freedBits[0] & 1:
             rt.large_frees += 1
-            rt.large_free_bytes += s.elemsize
             mheap_freeSpanLocked(h, s)
         else:
             s.sweepgen = h.sweepgen
@@ -353,7 +357,7 @@ cdef tuple verify_heap(runtime_t* rt):
     s = h.large.first
     while s != NULL:
         place(s.startAddr, "mheap.large")
-        if s.spanclass >> 1 != 0 or s.nelems != 1 or s.allocCount != 1 or s.freeindex != 1:
+        if spanClassSizeclass(s.spanclass) != 0 or s.nelems != 1 or s.allocCount != 1 or s.freeindex != 1:
             problems.append(f"large span {s.startAddr:#x} is malformed")
         s = s.next
     # Pages against spans. A P's page cache owns its free pages outright.

@@ -3,10 +3,18 @@
 # order, from a free-page bitmap under one global lock. A page is in exactly
 # one of two states: free (its bit set) or owned by one in-use span (its spans[]
 # entry); adjacent free runs coalesce by construction.
+#
+# Go counterparts: runtime/mheap.go: mheap (mheap_), heapArena.spans (here one
+# page -> span array per reservation), mspan structure recycling (spanfree,
+# Go's spanalloc fixalloc); runtime/mpagealloc.go: pageAlloc (a flat bitmap
+# here, with the same address-ordered first fit, and no radix tree of
+# summaries); runtime/mpagecache.go: pageCache and p.mspancache (pagecache_t).
+# scav_bits stands in for the scavenged bitmap: the model never returns
+# memory, so "scavenged" means never handed out since the arena was reserved.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
-from goruntime.sizeclasses cimport sizeclasses_t, PAGE_SHIFT, PAGE_SIZE
+from goruntime.sizeclasses cimport sizeclasses_t, spanClassSizeclass, PAGE_SHIFT, PAGE_SIZE
 
 cdef enum:
     ARENA_SHIFT = 26
@@ -55,11 +63,9 @@ ctypedef struct mheap_t:
     uint64_t pages_inuse        # atomic
     uint64_t nspans_inuse       # atomic
     uint64_t bits_bytes         # atomic
-    uint64_t span_allocs        # atomic
     uint64_t pcache_refills
     uint64_t pcache_allocs      # atomic
     uint64_t heap_sys
-    uint64_t pages_scav
     uint64_t nspans_alloc
     uint64_t table_bytes
     uint64_t heap_grows
@@ -69,7 +75,6 @@ ctypedef struct mheap_t:
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil
 cdef void mheap_destroy(mheap_t* h) noexcept nogil
 cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pagecache_t* pc) noexcept nogil
-cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil
 cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil
 cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil
 cdef mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil

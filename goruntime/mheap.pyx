@@ -1,22 +1,25 @@
 # cython: language_level=3
+# mheap: the page heap's operations. Go counterparts: runtime/mheap.go:
+# (*mheap).alloc and allocSpan (mheap_alloc), initSpan (_init_span),
+# allocMSpanLocked (_new_span_struct), allocNeedsZero (needzero from the
+# never-used bits), grow (_grow), freeSpanLocked, spanOf; runtime/malloc.go:
+# sysReserveAligned (_grow's over-reserve and trim for 64 MiB alignment);
+# runtime/mpagealloc.go: find, alloc, free (_find_run, _set_pages);
+# runtime/mpagecache.go: (*pageCache).alloc, flush and (*pageAlloc).allocToCache
+# (_alloc_from_pagecache, pagecache_flush, _refill_pagecache).
+# Go's freeSpan (taking the lock itself) has no twin: the sweeper frees a whole
+# batch of spans under one acquisition (mgc._free_spans). MHeap is the Python
+# view; its reserve() (prefaulted arenas for benchmarks) and
+# fail_reservations() (fault injection) have no Go counterpart.
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
-    MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64, popcount64,
-    loadp, storep, xadd64)
+    MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
+    loadp, storep, xadd64, load_acquire32, store_release32, GR_ASSERT)
 from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, span_info)
-
-cdef extern from *:
-    """
-    static inline void gr_store_release32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline uint32_t gr_load_acquire32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    """
-    void store_release32 "gr_store_release32"(uint32_t* p, uint32_t v) noexcept nogil
-    uint32_t load_acquire32 "gr_load_acquire32"(const uint32_t* p) noexcept nogil
-
 
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil:
     memset(h, 0, sizeof(mheap_t))
@@ -93,6 +96,7 @@ cdef size_t _find_run(heapregion_t* r, size_t npages) noexcept nogil:
 cdef void _set_pages(heapregion_t* r, size_t start, size_t n, bint isfree) noexcept nogil:
     cdef size_t i
     for i in range(start, start + n):
+        GR_ASSERT(_page_free(r, i) != isfree, "a page run changes hands twice (freed while free, or allocated while in use)")
         if isfree:
             r.free_bits[i >> 6] |= (<uint64_t>1) << (i & 63)
         else:
@@ -162,7 +166,6 @@ cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
         pos -= 1
     h.order[pos] = idx
     h.heap_sys += size
-    h.pages_scav += r.npages
     h.table_bytes += 2 * words * 8 + r.npages * sizeof(mspan_t*)
     h.heap_grows += 1
     store_release32(&h.nregions, idx + 1)
@@ -182,7 +185,7 @@ cdef mspan_t* _new_span_struct(mheap_t* h) noexcept nogil:
 
 
 cdef void _init_span(mheap_t* h, mspan_t* s, uintptr_t base, size_t npages, int spanclass) noexcept nogil:
-    cdef int sizeclass = spanclass >> 1
+    cdef int sizeclass = spanClassSizeclass(spanclass)
     s.startAddr = base
     s.npages = npages
     s.spanclass = spanclass
@@ -204,7 +207,6 @@ cdef void _publish(mheap_t* h, heapregion_t* r, mspan_t* s) noexcept nogil:
         storep(<void**>&r.spans[i], s)
     xadd64(&h.pages_inuse, <int64_t>s.npages)
     xadd64(&h.nspans_inuse, 1)
-    xadd64(&h.span_allocs, 1)
     xadd64(&h.bits_bytes, <int64_t>s.bits_size)
 
 
@@ -268,7 +270,6 @@ cdef void _refill_pagecache(mheap_t* h, pagecache_t* pc) noexcept nogil:
                 pc.scav = r.scav_bits[w] & pc.cache
                 r.free_bits[w] = 0
                 r.scav_bits[w] &= ~pc.cache
-                h.pages_scav -= popcount64(pc.scav)
                 h.pcache_refills += 1
                 if r.search_hint < (w + 1) * 64:
                     r.search_hint = (w + 1) * 64
@@ -284,7 +285,6 @@ cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil:
         w = (pc.base - r.base) // (64 * PAGE_SIZE)
         r.free_bits[w] |= pc.cache
         r.scav_bits[w] |= pc.scav
-        h.pages_scav += popcount64(pc.scav)
         if w * 64 < r.search_hint:
             r.search_hint = w * 64
     pc.base = pc.cache = pc.scav = 0
@@ -337,11 +337,10 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pa
     if start == r.search_hint:
         r.search_hint = start + npages
     scav = _take_scavenged(r, start, npages)
-    h.pages_scav -= scav
     # Pages never handed out are still the kernel's zero pages.
     s.needzero = scav != npages
     _publish(h, r, s)
-    if spanclass >> 1 == 0:
+    if spanClassSizeclass(spanclass) == 0:
         list_insert(&h.large, s)
     unlock(&h.lock)
     return s
@@ -351,9 +350,11 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
     cdef heapregion_t* r = regionOf(h, s.startAddr)
     cdef size_t start = (s.startAddr - r.base) // PAGE_SIZE
     cdef size_t i
-    if s.spanclass >> 1 == 0:
+    GR_ASSERT(s.state == SPAN_INUSE, "freeing a span that is not in use")
+    if spanClassSizeclass(s.spanclass) == 0:
         list_remove(&h.large, s)
     for i in range(start, start + s.npages):
+        GR_ASSERT(r.spans[i] == s, "freeing a span whose pages point at another")
         storep(<void**>&r.spans[i], NULL)
     _set_pages(r, start, s.npages, True)
     if start < r.search_hint:
@@ -365,12 +366,6 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
     span_free_bits(s)
     s.next = h.spanfree
     h.spanfree = s
-
-
-cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil:
-    lock(&h.lock, site)
-    mheap_freeSpanLocked(h, s)
-    unlock(&h.lock)
 
 
 cdef heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil:

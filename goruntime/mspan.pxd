@@ -3,6 +3,12 @@
 # owning mcache touches on every allocation come first, in one cache line, and
 # the bitmaps other Ps write to (freedBits, tinyFreed) sit in lines of their own.
 #
+# Go counterparts: runtime/mheap.go: mspan, mSpanState, mSpanList and its
+# insert, insertBack, remove; runtime/malloc.go: nextFreeFast; runtime/mbitmap.go:
+# nextFreeIndex, refillAllocCache, isFree (slot_allocated). freedBits,
+# tinyObjs and tinyFreed have no Go counterpart: Go learns what is dead by
+# marking, the model from explicit frees, which may come from any P.
+#
 # Invariants (checked by mgc.verify_heap):
 #   - slot i is allocated  <=>  i < freeindex or allocBits[i] is set;
 #   - allocCache is the complement of allocBits from freeindex to the next

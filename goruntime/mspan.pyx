@@ -1,8 +1,12 @@
 # cython: language_level=3
-from libc.string cimport memset
+# mspan: a span's bitmaps. Go counterparts: runtime/mheap.go: newAllocBits and
+# newMarkBits (span_alloc_bits: here every bitmap of a span is one allocation,
+# laid out by who writes it, where Go takes them from gcBits arenas);
+# runtime/mbitmap.go: countAlloc (span_count_alloc, which counts allocBits
+# and freeindex, as the verifier needs). span_info is the Python view.
 from libc.stdlib cimport free
 from goruntime.sys cimport alloc_aligned, popcount64, CACHE_LINE
-from goruntime.sizeclasses cimport TINY_SPAN_CLASS
+from goruntime.sizeclasses cimport TINY_SPAN_CLASS, spanClassSizeclass, spanClassNoscan
 
 
 cdef inline size_t _lines(size_t nbytes) noexcept nogil:
@@ -61,8 +65,8 @@ cdef dict span_info(mspan_t* s):
         "base": s.startAddr,
         "npages": s.npages,
         "spanclass": s.spanclass,
-        "sizeclass": s.spanclass >> 1,
-        "noscan": bool(s.spanclass & 1),
+        "sizeclass": spanClassSizeclass(s.spanclass),
+        "noscan": spanClassNoscan(s.spanclass),
         "elemsize": s.elemsize,
         "nelems": s.nelems,
         "freeindex": s.freeindex,

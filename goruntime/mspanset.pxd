@@ -3,6 +3,12 @@
 # word packs head (high 32 bits) and tail (low 32): push claims a slot with an
 # atomic add on the tail, pop claims one with a CAS on the head. Only growing
 # the spine takes a lock (spineLock), never the common path.
+#
+# Go counterparts: runtime/mspanset.go: spanSet, spanSetBlock, headTailIndex,
+# push, pop, reset. Unlike Go, an emptied block is freed rather than kept in a
+# pool (spanSetBlockPool), and an outgrown spine is kept until reset, since a
+# reader may still hold it; spanset_len and spanset_at exist for the verifier
+# and MemStats, which walk a set with the world stopped.
 from libc.stdint cimport uint32_t, uint64_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t

@@ -1,4 +1,6 @@
 # cython: language_level=3
+# mspanset: the span set's operations (runtime/mspanset.go: push, pop, reset);
+# see mspanset.pxd.
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from goruntime.sys cimport (load64, xadd64, xadd32, cas64, loadp, storep, cpu_relax, store64,

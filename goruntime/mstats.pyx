@@ -1,8 +1,11 @@
 # cython: language_level=3
 # mstats: Go's MemStats, read as Go's ReadMemStats does: with the world stopped
 # and every mcache flushed, so that per-P counters (plain P-owned fields) and
-# the spans agree. The heap figures are recounted from the spans and the page
-# bitmaps, not kept as running totals, so the invariants below are real checks:
+# the spans agree. Go counterparts: runtime/mstats.go: MemStats, ReadMemStats,
+# readmemstats_m (Go 1.13's updatememstats); memstats_problems checks what
+# runtime/malloc_test.go's TestMemStats checks, and more. The heap figures are
+# recounted from the spans and the page bitmaps, not kept as running totals,
+# so the invariants below are real checks:
 #   HeapIdle + HeapInuse == HeapSys
 #   Mallocs - Frees == HeapObjects
 #   HeapAlloc <= HeapInuse

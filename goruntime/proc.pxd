@@ -5,6 +5,15 @@
 # P_SYSCALL, like a goroutine in a system call: a stop-the-world steals it with
 # a CAS, and the thread's next call notices (its CAS back to P_RUNNING fails)
 # and acquires a P again.
+#
+# Go counterparts: runtime/proc.go: acquirep, releasep, handoffp, gcstopm,
+# stopTheWorldWithSema, startTheWorldWithSema, entersyscall, exitsyscallfast,
+# retake (sysmon taking a P from a syscall: _retake), schedinit/procresize
+# (sched_init), newm/mstart (M.start); forcePreemptNS (PREEMPT_NS).
+# safepoint stands for the checks a goroutine meets at its preemption points
+# (a pending stop-the-world parks it; a slice used up with Ms waiting hands the
+# P over). try_acquirep, m_begin/m_end and sched_close have no counterpart:
+# they serve Python callers, per-M figures and Runtime.close().
 from libc.stdint cimport uint64_t
 from goruntime.sys cimport load_relaxed32, nanotime
 from goruntime.runtime2 cimport p_t, m_t, runtime_t, PREEMPT_NS

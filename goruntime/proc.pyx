@@ -1,12 +1,11 @@
 # cython: language_level=3
-from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
-    pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy,
-    load32, store32, load64, store64, cas64)
-from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
-    SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
+# proc: the scheduler (runtime/proc.go) and the M thread class; see proc.pxd.
 from libc.stdlib cimport free
-from goruntime.sys cimport alloc_aligned, pthread_create, pthread_join, thread_cputime
-from goruntime.lock cimport thread_lock_wait_ns
+from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
+    pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy, pthread_create,
+    pthread_join, load32, store32, load64, store64, cas64, alloc_aligned, thread_cputime, GR_ASSERT)
+from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
+    thread_lock_wait_ns, SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
 from goruntime.mcache cimport make_MCache
 from goruntime.runtime2 cimport P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP
 from goruntime.runtime2 import PStatus
@@ -56,6 +55,8 @@ cdef void sched_destroy(runtime_t* rt) noexcept nogil:
 cdef inline void _take_idle(runtime_t* rt, m_t* mp) noexcept nogil:
     """Pops an idle P for mp; sched.lock held, pidle non-empty."""
     cdef p_t* pp = rt.sched.pidle
+    GR_ASSERT((pp.status & 0xff) == P_IDLE, "acquirep took a P that is not idle")
+    GR_ASSERT(pp.owner == NULL, "acquirep took a P that an M still owns")
     rt.sched.pidle = pp.link
     rt.sched.npidle -= 1
     rt.sched.next_token += 1
@@ -140,6 +141,8 @@ cdef inline void _stopped_one(runtime_t* rt) noexcept nogil:
 cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil:
     """Gives mp's P back: to the stopper during a stop-the-world, else to the idle list."""
     cdef p_t* pp = mp.p
+    GR_ASSERT(pp != NULL, "releasep without a P")
+    GR_ASSERT(pp.owner == mp, "releasep of a P this M does not own")
     lock(&rt.sched.lock, SITE_RELEASEP)
     pp.owner = NULL
     if rt.sched.gcwaiting:

@@ -1,3 +1,4 @@
+# runtime: the Python API (Runtime); no single Go counterpart, see runtime.pyx.
 from goruntime.runtime2 cimport runtime_t, p_t, m_t
 from goruntime.mheap cimport MHeap
 from goruntime.sizeclasses cimport SizeClasses

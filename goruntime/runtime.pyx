@@ -1,6 +1,14 @@
 # cython: language_level=3
 """The Python face of the model: a Runtime owns one heap, its mcentrals, its Ps
-and their mcaches, and lets any Python thread allocate as an M would."""
+and their mcaches, and lets any Python thread allocate as an M would.
+
+No single Go file is its counterpart: a Runtime is what a Go process has in
+globals, set up by mallocinit and schedinit (runtime/malloc.go, proc.go).
+Its methods stand for the Go entry points: malloc for mallocgc (new, make),
+gc for runtime.GC, memstats for runtime.ReadMemStats, gomaxprocs for
+GOMAXPROCS, proc() for a goroutine keeping its P across calls. free, read,
+write and verify have no Go counterpart: liveness is explicit here, and the
+accesses are checked against the object's extent."""
 import os
 import threading
 cimport cython
@@ -8,7 +16,7 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free
 from libc.string cimport memset, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock
+from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock, assertions_enabled
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
 from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
 from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, MCentral,
@@ -53,6 +61,10 @@ cdef dict _MCACHE_MODE = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, 
 cdef dict _MCENTRAL_MODE = {"mutex": MCENTRAL_MUTEX, "spanset": MCENTRAL_SPANSET}
 MCACHE_MODES = tuple(_MCACHE_MODE)
 MCENTRAL_MODES = tuple(_MCENTRAL_MODE)
+
+# True in a `make debug` build: the model checks its invariants (GR_ASSERT in
+# sys.h) and aborts on the first broken one. Never benchmark such a build.
+ASSERTIONS = bool(assertions_enabled())
 
 
 def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):

@@ -1,6 +1,14 @@
-# The scheduler's structures, as Go keeps them in runtime2.go: P (a logical
-# processor owning an mcache), M (an OS thread, which needs a P to allocate),
-# the scheduler, and the runtime root that ties them to the heap.
+# runtime2: the scheduler's structures: P (a logical processor owning an
+# mcache), M (an OS thread, which needs a P to allocate), the scheduler, and
+# the runtime root that ties them to the heap.
+#
+# Go counterparts: runtime/runtime2.go: p, m, schedt (sched_t), the P status
+# constants (_Pidle, _Prunning, _Psyscall, _Pgcstop) and allp/gomaxprocs. The
+# root (runtime_t) gathers what Go keeps in globals, since one process here
+# may hold several Runtimes: mheap_ and the mcentrals (runtime/mheap.go),
+# GOGC and the heap goal (gcController, runtime/mgcpacer.go), and the pause
+# ring and free counts of memstats (runtime/mstats.go). The per-M figures
+# have no Go counterpart: they feed RunResult.per_m.
 from libc.stdint cimport int32_t, uint32_t, uint64_t, uintptr_t
 from goruntime.sys cimport pthread_cond_t, pthread_mutex_t, pthread_t
 from goruntime.lock cimport mutex_t
@@ -84,7 +92,6 @@ ctypedef struct sched_t:
     uint64_t p_acquires
     uint64_t p_waits
     uint64_t p_wait_ns
-    uint64_t handoffs
     uint64_t retakes            # Ps taken from Python threads between calls
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
 
@@ -109,7 +116,6 @@ cdef struct runtime:
     # counted by the sweeper with the world stopped
     uint64_t nfree[MAX_SIZE_CLASSES]
     uint64_t large_frees
-    uint64_t large_free_bytes
 
 ctypedef runtime runtime_t
 

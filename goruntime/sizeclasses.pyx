@@ -1,4 +1,8 @@
 # cython: language_level=3
+# sizeclasses: one of the size-class tables (sizeclasses_data.py) held as C
+# arrays for the allocator, and its Python view. Go counterpart:
+# runtime/sizeclasses.go, whose tables Go compiles in; the model picks one per
+# Runtime, so the tables are loaded at run time instead.
 from goruntime.sizeclasses_data import TABLES, NUM_SIZE_CLASSES
 from goruntime import mksizeclasses
 

@@ -1,8 +1,16 @@
-/* The few machine primitives Go's runtime takes from runtime/internal/sys and
- * runtime/internal/atomic, as static inline C so that Cython can inline them
- * into the nogil hot paths. Atomics are GCC __atomic builtins on plain integer
- * fields: ThreadSanitizer understands them and no special field types leak
- * into the Cython structs. */
+/* sys.h: the few machine primitives the model needs, as static inline C so
+ * that Cython inlines them into the nogil hot paths (declared for Cython in
+ * sys.pxd).
+ *
+ * Go counterparts: runtime/internal/sys (Ctz64, OnesCount64, Len64);
+ * runtime/internal/atomic (Load, Store, LoadAcq/StoreRel, Loadp/StorepNoWB,
+ * Xadd, Xadd64, Cas64, Or8/Or); nanotime (runtime/time_nofake.go); procyield
+ * (gr_cpu_relax); and throw (runtime/panic.go), which GR_ASSERT stands for in
+ * debug builds. The lock-counter switch and the thread clocks have no Go
+ * counterpart: they serve the model's lock profiles and per-M figures.
+ *
+ * Atomics are GCC __atomic builtins on plain integer fields: ThreadSanitizer
+ * understands them and no special field types leak into the Cython structs. */
 #ifndef GORUNTIME_SYS_H
 #define GORUNTIME_SYS_H
 
@@ -19,6 +27,30 @@
 #endif
 
 static inline int gr_lockstats_enabled(void) { return GORUNTIME_LOCKSTATS; }
+
+/* GR_ASSERT(cond, what): the model's own invariants, checked where a breach
+ * would otherwise show up much later as corrupt memory (the role of Go's
+ * throw). Only in builds without NDEBUG (`make debug`), where a failure prints
+ * the C file and line with `what` and aborts, so that gdb stops right there.
+ * Python's own flags define NDEBUG, so the optimised build compiles every
+ * check to nothing: the hot path cannot pay for them. Bad input from Python is
+ * not an invariant: it is refused with an error, never asserted. */
+#ifdef NDEBUG
+#define GR_ASSERT(cond, what) ((void)0)
+static inline int gr_assertions_enabled(void) { return 0; }
+#else
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noreturn, cold, unused))
+static void gr_assert_fail(const char *what, const char *cond, const char *file, int line) {
+    fprintf(stderr, "goruntime: invariant broken: %s\n  %s:%d: %s\n", what, file, line, cond);
+    fflush(stderr);
+    abort();
+}
+#define GR_ASSERT(cond, what) \
+    (__builtin_expect(!!(cond), 1) ? (void)0 : gr_assert_fail((what), #cond, __FILE__, __LINE__))
+static inline int gr_assertions_enabled(void) { return 1; }
+#endif
 
 /* Go's sys.Ctz64: 64 for a zero word (the C builtin is undefined there). */
 static inline int gr_ctz64(uint64_t x) { return x ? __builtin_ctzll(x) : 64; }
@@ -53,9 +85,10 @@ static inline void gr_cpu_relax(void) {
 static inline uint32_t gr_load_relaxed32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void gr_store_relaxed32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint16_t gr_load_relaxed16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void gr_store_relaxed16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t gr_load_relaxed64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void gr_store_relaxed64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint32_t gr_load_acquire32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void gr_store_release32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t gr_load_acquire64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void gr_store_release64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
@@ -70,9 +103,6 @@ static inline uint64_t gr_or64(uint64_t *p, uint64_t v) { return __atomic_fetch_
 static inline uint16_t gr_or16(uint16_t *p, uint16_t v) { return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
 static inline uint32_t gr_xadd32(uint32_t *p, int32_t v) { return __atomic_add_fetch(p, (uint32_t)v, __ATOMIC_ACQ_REL); }
 static inline uint64_t gr_xadd64(uint64_t *p, int64_t v) { return __atomic_add_fetch(p, (uint64_t)v, __ATOMIC_ACQ_REL); }
-static inline int gr_cas32(uint32_t *p, uint32_t old, uint32_t new_) {
-    return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-}
 static inline int gr_cas64(uint64_t *p, uint64_t old, uint64_t new_) {
     return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }

@@ -1,11 +1,20 @@
-# C declarations shared by every module: the primitives of sys.h, pthreads and
-# the OS memory calls. Kept apart from the model's own structures, as uvloop
-# keeps its includes/*.pxd.
+# sys: C declarations shared by every module: the primitives of sys.h (see it
+# for their Go counterparts), pthreads and the OS memory calls. Kept apart from
+# the model's own structures, as uvloop keeps its includes/*.pxd.
+#
+# Go counterparts of the OS side: runtime/mem_linux.go (sysReserveOS and
+# sysMapOS: one mmap with MAP_NORESERVE here), runtime/os_linux.go
+# (newosproc: pthread_create here; osyield: sched_yield). Go's runtime locks
+# and notes are futexes; the model uses pthread mutexes and condition
+# variables so that contention is real and measurable (lock.pxd).
 from libc.stdint cimport uint16_t, uint32_t, int32_t, uint64_t, int64_t, uintptr_t
 from libc.string cimport memset
 
 cdef extern from "sys.h" nogil:
     int lockstats_enabled "gr_lockstats_enabled"() noexcept
+    # A debug-build check (see sys.h); `what` is a string literal naming the invariant.
+    void GR_ASSERT(bint cond, const char* what) noexcept
+    int assertions_enabled "gr_assertions_enabled"() noexcept
     int ctz64 "gr_ctz64"(uint64_t x) noexcept
     int popcount64 "gr_popcount64"(uint64_t x) noexcept
     int log2_64 "gr_log2_64"(uint64_t x) noexcept
@@ -16,9 +25,10 @@ cdef extern from "sys.h" nogil:
     uint32_t load_relaxed32 "gr_load_relaxed32"(const uint32_t* p) noexcept
     void store_relaxed32 "gr_store_relaxed32"(uint32_t* p, uint32_t v) noexcept
     uint16_t load_relaxed16 "gr_load_relaxed16"(const uint16_t* p) noexcept
-    void store_relaxed16 "gr_store_relaxed16"(uint16_t* p, uint16_t v) noexcept
     uint64_t load_relaxed64 "gr_load_relaxed64"(const uint64_t* p) noexcept
     void store_relaxed64 "gr_store_relaxed64"(uint64_t* p, uint64_t v) noexcept
+    uint32_t load_acquire32 "gr_load_acquire32"(const uint32_t* p) noexcept
+    void store_release32 "gr_store_release32"(uint32_t* p, uint32_t v) noexcept
     uint64_t load_acquire64 "gr_load_acquire64"(const uint64_t* p) noexcept
     void store_release64 "gr_store_release64"(uint64_t* p, uint64_t v) noexcept
     uint32_t load32 "gr_load32"(const uint32_t* p) noexcept
@@ -31,7 +41,6 @@ cdef extern from "sys.h" nogil:
     uint16_t or16 "gr_or16"(uint16_t* p, uint16_t v) noexcept
     uint32_t xadd32 "gr_xadd32"(uint32_t* p, int32_t v) noexcept
     uint64_t xadd64 "gr_xadd64"(uint64_t* p, int64_t v) noexcept
-    bint cas32 "gr_cas32"(uint32_t* p, uint32_t old, uint32_t new) noexcept
     bint cas64 "gr_cas64"(uint64_t* p, uint64_t old, uint64_t new) noexcept
 
 cdef extern from "<pthread.h>" nogil:
@@ -58,6 +67,9 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_broadcast(pthread_cond_t*)
     int pthread_create(pthread_t*, const pthread_attr_t*, void* (*)(void*) noexcept nogil, void*)
     int pthread_join(pthread_t, void**)
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
 
 cdef extern from "<sys/mman.h>" nogil:
     void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)

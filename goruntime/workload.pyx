@@ -3,23 +3,24 @@
 Ms allocate truly in parallel. Every kernel reaches a safe point before each
 allocation, tags every object it allocates (M id, sequence number) and checks
 the tag before it drops the object, so a slot handed out twice while live, or
-bytes overwritten, are caught when it happens."""
+bytes overwritten, are caught when it happens.
+
+No Go counterpart: the churn kernel plays a Go program that allocates from a
+size mix and keeps a bounded live set, the way runtime/malloc_test.go's
+benchmarks drive mallocgc. launch_ms starts the Ms of every kernel (churn,
+stress, bench)."""
 import math
 import os
 import time
-from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc as c_malloc, free as c_free
-from goruntime.sys cimport nanotime, load32, store32, xadd32
+from goruntime.sys cimport (nanotime, load32, store32, store_release32, alloc_aligned,
+    GR_ASSERT, CACHE_LINE)
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
-from goruntime.runtime2 cimport m_t, runtime_t
-from goruntime.proc cimport acquirep, releasep, safepoint, m_begin, m_end, M
+from goruntime.proc cimport safepoint, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
 from goruntime.runtime cimport Runtime
 from goruntime.errors import GoRuntimeError
-
-cdef extern from "<sched.h>" nogil:
-    int sched_yield()
 
 cdef enum SizeKind:
     SIZES_FIXED = 0
@@ -44,14 +45,17 @@ ctypedef struct churn_t:
     size_t live
     uint64_t ops            # per M; 0: run for duration_ns
     uint64_t duration_ns
-    uint32_t ready
-    uint32_t go             # the start gate
-    uint32_t abort          # set with go when the run failed to start
+    gate_t gate
 
+# One per M, in an array: padded to a cache line, since rng changes on every
+# allocation and must not share a line with another M's.
 ctypedef struct mwork_t:
     churn_t* cfg
     liveobj_t* live
     uint64_t rng
+    char _pad[40]           # to 64 bytes
+
+GR_ASSERT(sizeof(mwork_t) % CACHE_LINE == 0, "mwork_t is not padded to whole cache lines")
 
 
 cdef inline size_t _pick_size(churn_t* cfg, uint64_t* rng) noexcept nogil:
@@ -104,16 +108,9 @@ cdef void* churn_main(void* arg) noexcept nogil:
     cdef uintptr_t x
     cdef bint noscan, gc, clean = True
     cdef liveobj_t obj
-    xadd32(&cfg.ready, 1)
-    while load32(&cfg.go) == 0:
-        sched_yield()
-    if load32(&cfg.abort):
+    if kernel_begin(&cfg.gate, rt, mp) != M_RUNNING:
         return NULL
-    m_begin(mp)
     deadline = mp.start_ns + cfg.duration_ns
-    if acquirep(rt, mp) == NULL:
-        m_end(mp)
-        return NULL
     while True:
         if cfg.ops:
             if mp.allocs >= cfg.ops:
@@ -156,10 +153,48 @@ cdef void* churn_main(void* arg) noexcept nogil:
         for slot in range(nlive):
             if not _drop(rt, mp, &w.live[slot]):
                 break
-    if mp.p != NULL:
-        releasep(rt, mp)
-    m_end(mp)
+    kernel_end(rt, mp)
     return NULL
+
+
+cdef list launch_ms(runtime_t* rt, gate_t* gate, object ids, kernel_fn fn, void* work, size_t stride):
+    """Starts one M per id in ids, each running fn with its work at
+    work + id * stride (stride 0: all share one), and returns the Ms once every
+    one waits at the gate and the gate is open. If one cannot start, those
+    already started are let through with abort set (they return at once) and
+    joined before the error is raised: no M outlives a failed launch."""
+    cdef list workers = []
+    cdef M m
+    cdef uint32_t n
+    gate.ready = 0
+    gate.go = 0
+    gate.abort = 0
+    try:
+        for i in ids:
+            m = M(i)
+            if m.start(rt, fn, <char*>work + <size_t>i * stride) != 0:
+                raise GoRuntimeError(f"cannot start M {i}")
+            workers.append(m)
+    except BaseException:
+        store32(&gate.abort, 1)
+        store_release32(&gate.go, 1)
+        join_ms(workers)
+        raise
+    n = len(workers)
+    with nogil:
+        while load32(&gate.ready) < n:
+            sched_yield()
+        store_release32(&gate.go, 1)
+    return workers
+
+
+cdef void join_ms(list workers) noexcept:
+    """Waits for every M in workers; one already joined is skipped, so a second
+    call (from a finally clause) is safe."""
+    cdef M m
+    for m in workers:
+        with nogil:
+            m.join()
 
 
 class RunResult:
@@ -282,10 +317,8 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
 
     cdef churn_t cfg
     cdef list workers = []
-    cdef M m
     cdef mwork_t* works = NULL
     cdef size_t i
-    cdef uint32_t nstarted
     cfg.rt = rt.rt
     cfg.dist.sizes = NULL
     cfg.dist.cumweights = NULL
@@ -298,9 +331,6 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
     cfg.live = live
     cfg.ops = ops or 0
     cfg.duration_ns = <uint64_t>(float(duration) * 1e9) if duration is not None else 0
-    cfg.ready = 0
-    cfg.go = 0
-    cfg.abort = 0
     config = {"kernel": kernel, "ms": ms, "gomaxprocs": rt.gomaxprocs, "duration": duration,
               "ops": ops, "sizes": described, "noscan": noscan_share, "live": live,
               "large_share": large, "large_sizes": [large_lo, large_hi], "seed": seed,
@@ -321,38 +351,21 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
                 cfg.dist.sizes[i] = sizes[i]
                 cfg.dist.cumweights[i] = <uint64_t>(running / total * 4294967296.0)
             cfg.dist.cumweights[cfg.dist.n - 1] = <uint64_t>1 << 32
-        works = <mwork_t*>c_malloc(ms * sizeof(mwork_t))
+        works = <mwork_t*>alloc_aligned(ms * sizeof(mwork_t))
         if works == NULL:
             raise MemoryError()
         for i in range(ms):
             works[i].cfg = &cfg
-            works[i].rng = (seed ^ (0x9E3779B97F4A7C15 * (i + 1))) & 0xFFFFFFFFFFFFFFFF or 1
+            works[i].rng = _rand_seed(seed, i)
             works[i].live = <liveobj_t*>c_malloc((live or 1) * sizeof(liveobj_t))
             if works[i].live == NULL:
                 raise MemoryError()
-        for i in range(ms):
-            m = M(i)
-            if m.start(rt.rt, churn_main, &works[i]) != 0:
-                raise GoRuntimeError(f"cannot start M {i}")
-            workers.append(m)
-        nstarted = len(workers)
-        with nogil:
-            # The start gate: every M is running before any allocates.
-            while load32(&cfg.ready) < nstarted:
-                sched_yield()
-            store32(&cfg.go, 1)
+        workers = launch_ms(rt.rt, &cfg.gate, range(ms), churn_main, works, sizeof(mwork_t))
         t0 = time.perf_counter()
-        for m in workers:
-            with nogil:
-                m.join()
+        join_ms(workers)
         elapsed = time.perf_counter() - t0
     finally:
-        if len(workers) and not load32(&cfg.go):
-            store32(&cfg.abort, 1)
-            store32(&cfg.go, 1)
-            for m in workers:
-                with nogil:
-                    m.join()
+        join_ms(workers)        # if the join above was interrupted: none may outlive works
         if works != NULL:
             for i in range(ms):
                 c_free(works[i].live)

@@ -1,7 +1,10 @@
 # cython: language_level=3
-"""Stress kernels (issue 4): nogil loops in M threads that hammer the allocator
-in the patterns of mimalloc-bench's larson, xmalloc-test and mstress, and catch
-corruption the moment it happens.
+"""Stress kernels: nogil loops in M threads that hammer the allocator in the
+patterns of mimalloc-bench's larson, xmalloc-test and mstress, and catch
+corruption the moment it happens. No Go counterpart: Go's runtime tests its
+allocator with unit tests and the GC's own checks; these kernels play
+adversarial Go programs against the model. The Ms are started by
+goruntime.workload's launch_ms (stress_main picks each slot's loop).
 
 The state lives in *slots*: each slot has a live set (objects it owns), a tag
 counter, a random generator and an inbox. A phase starts one M per chosen slot;
@@ -27,30 +30,21 @@ writes before the consumer's tag check. A kernel reaches safepoint() before
 each allocation and in every waiting loop, and blocks on nothing while it
 holds a P (a waiting M with Ms queued for a P hands its P over).
 """
-import os
-import time
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc as c_malloc, free as c_free
 from libc.string cimport memcpy, memset
 from goruntime.sys cimport (nanotime, load32, store32, xadd32, load_relaxed32, load_relaxed64,
-    store_relaxed32, store_relaxed64, load_acquire64, store_release64,
-    pthread_t, pthread_create, pthread_join,
-    cas64, alloc_aligned)
-from goruntime.sizeclasses cimport MAX_SMALL_SIZE, TINY_SIZE
-from goruntime.runtime2 cimport m_t, p_t, runtime_t
-from goruntime.proc cimport acquirep, releasep, handoffp, safepoint, m_begin, m_end, M
+    store_relaxed64, load_acquire64, store_release64, cas64, alloc_aligned, sched_yield)
+from goruntime.sizeclasses cimport TINY_SIZE
+from goruntime.runtime2 cimport m_t, runtime_t
+from goruntime.proc cimport handoffp, safepoint, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
 from goruntime.runtime cimport Runtime
-from goruntime.errors import GoRuntimeError
-
-cdef extern from "<sched.h>" nogil:
-    int sched_yield()
-
-
-
 from goruntime.workload cimport (KERNEL_OK, KERNEL_OOM, KERNEL_TAG, KERNEL_FREE,
-    liveobj_t, _rand, _write_tag, _tag_ok)
+    liveobj_t, _rand, _rand_seed, _write_tag, _tag_ok, gate_t, kernel_begin, kernel_end,
+    M_RUNNING, M_CLOSED, launch_ms, join_ms)
+from goruntime.errors import GoRuntimeError
 
 
 # Violations and stops beyond workload.pyx's KernelError (kept clear of its range).
@@ -146,9 +140,8 @@ cdef struct stress_s:
     int inject
     int inject_slot
     uint64_t inject_after
-    # the gate and the phase protocol (atomics)
-    uint32_t ready
-    uint32_t go
+    gate_t gate
+    # the phase protocol (atomics)
     uint32_t stop               # wind down: finish the phase cleanly
     uint32_t abort              # a violation: every M leaves at once
     uint32_t done               # Ms (producers) past their last hand-off
@@ -400,36 +393,22 @@ cdef inline bint _should_stop(stress_t* cfg, m_t* mp, slot_t* sl, uint64_t n, ui
     return (n & 31) == 0 and nanotime() >= deadline
 
 
-cdef bint _gate(stress_t* cfg) noexcept nogil:
-    """The start gate: every M spins here until all are running, so that their
-    nogil sections overlap. Relaxed loads: the gate orders nothing."""
-    xadd32(&cfg.ready, 1)
-    while load_relaxed32(&cfg.go) == 0:
-        sched_yield()
-    return load_relaxed32(&cfg.abort) == 0
+cdef bint _kernel_start(stress_t* cfg, m_t* mp, slot_t* sl, uint64_t* deadline) noexcept nogil:
+    """kernel_begin, plus the phase's bookkeeping. False: the kernel returns at once."""
+    cdef int r = kernel_begin(&cfg.gate, cfg.rt, mp)
+    if r != M_RUNNING:
+        if r == M_CLOSED:
+            sl.err = KERNEL_CLOSED
+        xadd32(&cfg.finished, 1)
+        return False
+    deadline[0] = mp.start_ns + cfg.duration_ns
+    return True
 
 
 cdef void _leave(stress_t* cfg, m_t* mp) noexcept nogil:
-    if mp.p != NULL:
-        releasep(cfg.rt, mp)
-    m_end(mp)
+    kernel_end(cfg.rt, mp)
     xadd32(&cfg.finished, 1)
 
-
-
-cdef bint _kernel_start(stress_t* cfg, m_t* mp, slot_t* sl, uint64_t* deadline) noexcept nogil:
-    """What every stress kernel does first: pass the start gate, start the M's
-    figures, take a P. False: the kernel returns at once."""
-    if not _gate(cfg):
-        xadd32(&cfg.finished, 1)
-        return False
-    m_begin(mp)
-    deadline[0] = mp.start_ns + cfg.duration_ns
-    if acquirep(cfg.rt, mp) == NULL:
-        sl.err = KERNEL_CLOSED
-        _leave(cfg, mp)
-        return False
-    return True
 
 cdef void* server_main(void* arg) noexcept nogil:
     """larson / mstress: move the live set towards the target, evicting (and
@@ -540,14 +519,9 @@ cdef void* consumer_main(void* arg) noexcept nogil:
     cdef slot_t* sl = <slot_t*>mp.work
     cdef stress_t* cfg = sl.cfg
     cdef runtime_t* rt = cfg.rt
+    cdef uint64_t deadline
     cdef int r
-    if not _gate(cfg):
-        xadd32(&cfg.finished, 1)
-        return NULL
-    m_begin(mp)
-    if acquirep(rt, mp) == NULL:
-        sl.err = KERNEL_CLOSED
-        _leave(cfg, mp)
+    if not _kernel_start(cfg, mp, sl, &deadline):
         return NULL
     while not load_relaxed32(&cfg.abort):
         if not safepoint(rt, mp):
@@ -564,6 +538,16 @@ cdef void* consumer_main(void* arg) noexcept nogil:
             break
     _leave(cfg, mp)
     return NULL
+
+
+cdef void* stress_main(void* arg) noexcept nogil:
+    """The kernel of every M a phase starts: its slot's role picks the loop."""
+    cdef slot_t* sl = <slot_t*>(<m_t*>arg).work
+    if sl.role == ROLE_PRODUCER:
+        return producer_main(arg)
+    if sl.role == ROLE_CONSUMER:
+        return consumer_main(arg)
+    return server_main(arg)
 
 
 # --- the Python side -------------------------------------------------------------
@@ -589,10 +573,6 @@ DEFAULT_MIX = (
     (32770, 131072, 1.0),
     (131073, 1 << 20, 0.05),
 )
-
-
-def _seed_slot(seed, i):
-    return ((seed ^ (0x9E3779B97F4A7C15 * (i + 1))) & 0xFFFFFFFFFFFFFFFF) or 1
 
 
 cdef class Stress:
@@ -647,7 +627,7 @@ cdef class Stress:
             self.slots[i].index = i
             self.slots[i].cfg = &self.cfg
             self.slots[i].cap = cap
-            self.slots[i].rng = _seed_slot(seed, i)
+            self.slots[i].rng = _rand_seed(seed, i)
             self.slots[i].live = <liveobj_t*>c_malloc(cap * sizeof(liveobj_t))
             if self.slots[i].live == NULL or inbox_init(&self.slots[i].inbox, inbox) != 0:
                 raise MemoryError()
@@ -671,13 +651,9 @@ cdef class Stress:
 
     def __dealloc__(self):
         cdef int i
-        cdef M m
         if self.running:
             store32(&self.cfg.abort, 1)
-            store32(&self.cfg.go, 1)
-            for m in self.workers:
-                with nogil:
-                    m.join()
+            join_ms(self.workers)
             self.rt._end_call()
         if self.slots != NULL:
             for i in range(self.nslots):
@@ -700,11 +676,9 @@ cdef class Stress:
         or "corrupt" (overwrite a live object), in slot inject_slot after
         inject_after allocations of this phase.
         """
-        cdef int i, k, nprod = 0, ncons = 0
-        cdef M m
+        cdef int nprod = 0, ncons = 0
         cdef stress_t* cfg
         cdef slot_t* sl
-        cdef void* (*fn)(void*) noexcept nogil
         if self.running:
             raise GoRuntimeError("a phase is already running")
         slots = [int(s) for s in slots]
@@ -760,26 +734,15 @@ cdef class Stress:
         cfg.inject = kinds[inject]
         cfg.inject_slot = inject_slot
         cfg.inject_after = inject_after
-        cfg.ready = cfg.go = cfg.stop = cfg.abort = cfg.done = cfg.finished = 0
+        cfg.stop = cfg.abort = cfg.done = cfg.finished = 0
         self.workers = []
-        self.running = True
         try:
-            for s, role in zip(slots, roles):
-                fn = server_main if role == ROLE_SERVER else (producer_main if role == ROLE_PRODUCER else consumer_main)
-                m = M(s)
-                if m.start(self.rt.rt, fn, &self.slots[s]) != 0:
-                    raise GoRuntimeError(f"cannot start an M for slot {s}")
-                self.workers.append(m)
-            k = len(self.workers)
-            with nogil:
-                while load32(&cfg.ready) < <uint32_t>k:
-                    sched_yield()
-                store_relaxed32(&cfg.go, 1)
+            # M ids are slot ids: join() finds each M's slot by it.
+            self.workers = launch_ms(self.rt.rt, &cfg.gate, slots, stress_main, self.slots, sizeof(slot_t))
         except BaseException:
-            store32(&cfg.abort, 1)
-            store32(&cfg.go, 1)
-            self.join()
+            self.rt._end_call()
             raise
+        self.running = True
         self.phases += 1
 
     def finished(self):
@@ -800,9 +763,7 @@ cdef class Stress:
         cdef slot_t* sl
         if not self.running:
             return []
-        for m in self.workers:
-            with nogil:
-                m.join()
+        join_ms(self.workers)
         self.running = False
         self.rt._end_call()
         stats = []

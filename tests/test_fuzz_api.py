@@ -1,4 +1,4 @@
-"""Issue 4, section 5: stateful fuzzing of the Python API.
+"""Stateful fuzzing of the Python API.
 
 A hypothesis RuleBasedStateMachine drives random sequences of malloc / free / gc
 / read / write / bad pointers / bad arguments / thread switches / `with

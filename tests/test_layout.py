@@ -1,13 +1,19 @@
-"""The architecture, checked: the model (goruntime/) never imports its tools
-(goruntime/cmd/) or the stress workloads (stress/), no import cycle exists
-anywhere, and every Cython source is built."""
+"""The architecture and the build, checked: the model (goruntime/) never imports
+its tools (goruntime/cmd/) or the stress workloads (stress/), no import cycle
+exists anywhere, every Cython source is built, and GR_ASSERT is on exactly in
+builds without NDEBUG (`make debug`)."""
 import ast
 import importlib
 import re
+import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import goruntime
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("goruntime", "goruntime/cmd", "stress")
@@ -110,3 +116,32 @@ def test_a_cycle_would_be_found(tmp_path, monkeypatch):
 def test_every_cython_module_is_built(pyx):
     module = importlib.import_module(pyx[:-len(".pyx")].replace("/", "."))
     assert Path(module.__file__).suffix == ".so"
+
+
+_ASSERT_PROGRAM = r"""
+#include "sys.h"
+int main(int argc, char **argv) {
+    (void)argv;
+    GR_ASSERT(argc < 2, "argc stays below 2");
+    return gr_assertions_enabled() ? 3 : 4;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+@pytest.mark.parametrize("ndebug", [False, True])
+def test_gr_assert_aborts_only_without_ndebug(tmp_path, ndebug):
+    src = tmp_path / "a.c"
+    src.write_text(_ASSERT_PROGRAM)
+    exe = tmp_path / "a"
+    include = Path(goruntime.__file__).parent
+    subprocess.run(["cc", f"-I{include}", *(["-DNDEBUG"] if ndebug else []), "-o", str(exe), str(src)],
+                   check=True)
+    ok = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert ok.returncode == (4 if ndebug else 3)
+    broken = subprocess.run([str(exe), "x"], capture_output=True, text=True)
+    if ndebug:
+        assert broken.returncode == 4 and broken.stderr == ""
+    else:
+        assert broken.returncode == -signal.SIGABRT
+        assert "invariant broken: argc stays below 2" in broken.stderr and "a.c:5" in broken.stderr

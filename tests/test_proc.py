@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from goruntime import GoRuntimeError, Runtime
+from goruntime.cmd.benchkernels import mcache_hit
 from conftest import (OPS, assert_all_collected, assert_memstats_invariants, assert_run_result,
                       consistent, held_p, lock_counts)
 
@@ -306,3 +307,10 @@ def test_run_and_python_threads_together():
         assert_run_result(r, 3, OPS)
         assert live.addrs == set()
         assert_all_collected(rt, r.allocs + 1000)
+
+
+@pytest.mark.parametrize("ms", [1, 2])
+def test_bench_kernel_launches_every_m(ms):
+    with Runtime(gomaxprocs=2, gogc=None) as rt:
+        per_m, aggregate = mcache_hit(rt, ms, 64, 4)
+    assert len(per_m) == ms and all(ns > 0 for ns in per_m) and aggregate > 0

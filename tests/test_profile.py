@@ -10,13 +10,13 @@ from collections import Counter
 
 import pytest
 
+from goruntime.cmd import profile as profile_module
 from goruntime.cmd.main import main
-from goruntime.lock import SITE_NAMES
 from goruntime.cmd.pprof import decode_profile
 from goruntime.cmd.profile import (GO_FILES, GROW, HEAPALLOC, MALLOCGC, SITE_STACKS, Profile,
                                profile, site_stack)
 from goruntime.cmd.report import format_wait_hist, hist_quantile_ns
-from goruntime.lock import sum_lockstats
+from goruntime.lock import SITE_NAMES, LockSite, sum_lockstats
 
 SITES = set(SITE_NAMES.values())
 HIST = 40
@@ -279,3 +279,14 @@ def test_wait_histogram_rendering():
     assert hist_quantile_ns(h, 0.1) == 2048 and hist_quantile_ns(h, 0.5) == 8192
     h[0] = 1
     assert format_wait_hist(h).startswith("   0ns ")
+
+
+def test_profile_site_names_come_from_lock_sites():
+    assert profile_module.CACHESPAN == SITE_NAMES[LockSite.SITE_CACHESPAN]
+    assert profile_module.STOPTHEWORLD == SITE_NAMES[LockSite.SITE_STW]
+    assert profile_module.PAGECACHE == SITE_NAMES[LockSite.SITE_PCACHE]
+    assert set(SITE_NAMES) == set(LockSite) - {LockSite.NUM_SITES}
+    # Every stack the profile knows starts at a lock site.
+    for (_, site), stack in profile_module.SITE_STACKS.items():
+        assert site in SITE_NAMES.values()
+        assert stack[0] in SITE_NAMES.values() or stack[0] == profile_module.HEAPALLOC

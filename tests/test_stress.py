@@ -1,4 +1,4 @@
-"""Issue 4: stress workloads (goruntime.stress, stress.runner) and kernel faults.
+"""The stress workloads (stress.kernels, stress.runner) and kernel faults.
 
 The short stress runs carry the `stress` marker and are parametrized so that
 xdist spreads them; GORUNTIME_STRESS_SCALE stretches or shrinks their duration
@@ -169,7 +169,7 @@ def test_default_mix_has_the_boundaries():
     assert DEFAULT_MIX[0][:2] == (1, 15)        # tiny, when noscan
 
 
-# -- kernel faults (issue 4, section 6) ------------------------------------------------
+# -- kernel faults --------------------------------------------------------------------
 
 @pytest.mark.parametrize("roles", [None, ["producer", "consumer", "producer", "consumer"]], ids=["servers", "prodcons"])
 def test_kernel_out_of_memory_is_memoryerror_and_recovers(roles):
@@ -229,3 +229,16 @@ def test_kernel_stopping_half_way_leaves_runtime_consistent(roles):
         finishes(st.join)
         assert st.errors() == []
         assert consistent(rt, st).HeapObjects == 0
+
+
+def test_stress_slots_are_seeded_like_churn_ms():
+    sizes = []
+    for _ in range(2):
+        with Runtime(gomaxprocs=2, gogc=None) as rt:
+            st = Stress(rt, 2, cap=64, seed=99)
+            st.start([0, 1], target=32, ops=200)
+            st.join()
+            assert st.errors() == []
+            sizes.append(sorted((slot, size) for _, size, _, slot, _ in st.objects()))
+            st.release_all()
+    assert sizes[0] == sizes[1]

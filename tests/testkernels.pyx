@@ -2,19 +2,16 @@
 """Test-only kernels, built in place beside the tests and never shipped.
 
 - mcache_path_probe: mallocgc's small-object path compiled on its own, so that
-  test_malloc can read its machine code back with objdump.
+  test_fastpath can read its machine code back with objdump.
 - tsan_canary: a deliberate data race, so that tools/tsan.py can show that its
   ThreadSanitizer setup reports one (a clean run would prove nothing otherwise).
 """
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport (load32, xadd32, load_relaxed32, store_relaxed32,
-    pthread_t, pthread_create, pthread_join)
+    pthread_t, pthread_create, pthread_join, sched_yield)
 from goruntime.runtime2 cimport p_t, runtime_t
 from goruntime.malloc cimport mallocgc
-
-cdef extern from "<sched.h>" nogil:
-    int sched_yield()
 
 
 cdef uintptr_t mcache_path_probe(runtime_t* rt, p_t* pp, size_t size, bint noscan) noexcept nogil:

@@ -8,8 +8,8 @@
    is not instrumented, and without the preload the import fails with "cannot
    allocate memory in static TLS block"), PYTHONPATH=build-tsan and
    PYTHONSAFEPATH so that the in-place build of the checkout cannot shadow it.
-   The kernels pass a start gate before they allocate, so that their nogil
-   sections really overlap (cython-notes.md, section 7).
+   The kernels pass a start gate before they allocate (workload.launch_ms),
+   so that their nogil sections really overlap and races can be seen.
 3. Fails if any process (the tests spawn `goruntime stress` too) reports
    "WARNING: ThreadSanitizer"; every report is copied to stderr.
 

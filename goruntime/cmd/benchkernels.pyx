@@ -1,17 +1,21 @@
 # cython: language_level=3
 """nogil kernels for `make bench`, and the plain C loop they are measured against.
 
-Each kernel runs on M threads released together by a start gate and times only
-the loop under test (a span's worth of allocations at a time), so that a refill
-or a gate never lands inside a timed region."""
+Each kernel runs on M threads released together by a start gate (launch_ms)
+and times only the loop under test (a span's worth of allocations at a time),
+so that a refill or a gate never lands inside a timed region.
+
+No Go counterpart in the runtime itself: mcache_hit measures what
+runtime/malloc_test.go's BenchmarkMalloc8/16 measure in Go, the mallocgc hit
+path, and c_span_loop is the floor, Go's nextFreeFast written as bare C."""
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
-from goruntime.sys cimport nanotime, load32, store32, xadd32, cpu_relax
-from goruntime.sizeclasses cimport size_to_class
+from goruntime.sys cimport nanotime
+from goruntime.sizeclasses cimport size_to_class, makeSpanClass
 from goruntime.mspan cimport mspan_t
 from goruntime.runtime2 cimport m_t, p_t, runtime_t
-from goruntime.proc cimport acquirep, releasep, M
 from goruntime.malloc cimport mallocgc
 from goruntime.runtime cimport Runtime
+from goruntime.workload cimport gate_t, kernel_begin, kernel_end, M_RUNNING, launch_ms, join_ms
 
 cdef extern from *:
     """
@@ -62,9 +66,8 @@ ctypedef struct hitbench_t:
     runtime_t* rt
     size_t size
     uint64_t spans          # spans each M fills
-    uint32_t ready
-    uint32_t go
-    # per-M results, indexed by m.id
+    gate_t gate
+    # per-M results, indexed by m.id, written once as each M ends
     uint64_t ns[64]
     uint64_t ops[64]
 
@@ -73,30 +76,30 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     cdef m_t* mp = <m_t*>arg
     cdef hitbench_t* b = <hitbench_t*>mp.work
     cdef runtime_t* rt = b.rt
+    cdef size_t size = b.size   # a local: b's results line is written by Ms that finish first
     cdef p_t* pp
     cdef bint gc = False
     cdef uintptr_t x
     cdef mspan_t* s
     cdef uint64_t k, i, n, t0, ns = 0, ops = 0
     cdef int spc
-    xadd32(&b.ready, 1)
-    while load32(&b.go) == 0:
-        cpu_relax()
-    pp = acquirep(rt, mp)
-    spc = size_to_class(rt.sc, b.size) << 1 | 1
+    if kernel_begin(&b.gate, rt, mp) != M_RUNNING:
+        return NULL
+    pp = mp.p
+    spc = makeSpanClass(size_to_class(rt.sc, size), True)
     for k in range(b.spans):
         # Untimed: the allocation that refills the span from its mcentral.
-        x = mallocgc(rt, pp, b.size, True, &gc)
+        x = mallocgc(rt, pp, size, True, &gc)
         (<uint64_t*>x)[0] = 0
         s = pp.mcache.alloc[spc]
         n = s.nelems - s.allocCount
         t0 = nanotime()
         for i in range(n):
-            x = mallocgc(rt, pp, b.size, True, &gc)
+            x = mallocgc(rt, pp, size, True, &gc)
             (<uint64_t*>x)[0] = i
         ns += nanotime() - t0
         ops += n
-    releasep(rt, mp)
+    kernel_end(rt, mp)
     b.ns[mp.id] = ns
     b.ops[mp.id] = ops
     return NULL
@@ -109,24 +112,11 @@ def mcache_hit(Runtime rt not None, int ms, size_t size, uint64_t spans_per_m):
     if not 1 <= ms <= min(64, rt.gomaxprocs):
         raise ValueError("need 1 <= ms <= min(64, gomaxprocs)")
     cdef hitbench_t b
-    cdef M m
     cdef int i
     b.rt = rt.rt
     b.size = size
     b.spans = spans_per_m
-    b.ready = 0
-    b.go = 0
-    workers = [M(i) for i in range(ms)]
-    for m in workers:
-        if m.start(rt.rt, _hit_main, &b) != 0:
-            raise RuntimeError("cannot start an M")
-    with nogil:
-        while load32(&b.ready) < <uint32_t>ms:
-            cpu_relax()
-        store32(&b.go, 1)
-    for m in workers:
-        with nogil:
-            m.join()
+    join_ms(launch_ms(rt.rt, &b.gate, range(ms), _hit_main, &b, 0))
     per_m = [<double>b.ns[i] / b.ops[i] for i in range(ms)]
     wall = max(b.ns[i] for i in range(ms)) / 1e9
     return per_m, sum(b.ops[i] for i in range(ms)) / wall

@@ -20,6 +20,7 @@ import sys
 import time
 
 from goruntime import Runtime
+from goruntime.lock import SITE_NAMES, LockSite
 from goruntime.cmd.flags import DEFAULTS, add_workload_args, resolve_sizes, run_kwargs, runtime_kwargs
 from goruntime.cmd.report import (_ns, _rate, describe_sizes, format_columns, format_lock_table,
                                   format_wait_hist, hist_quantile_ns, mean_wait_ns, mode_label)
@@ -27,18 +28,21 @@ from goruntime.cmd.report import (_ns, _rate, describe_sizes, format_columns, fo
 
 # -- call sites and their Go stacks -----------------------------------------------------------
 
+# The lock call sites are named once, in goruntime/lock.pyx (SITE_NAMES).
+CACHESPAN = SITE_NAMES[LockSite.SITE_CACHESPAN]
+UNCACHESPAN = SITE_NAMES[LockSite.SITE_UNCACHESPAN]
+GROW = SITE_NAMES[LockSite.SITE_GROW]
+LARGEALLOC = SITE_NAMES[LockSite.SITE_LARGE]
+SWEEP = SITE_NAMES[LockSite.SITE_SWEEP]
+FREESPAN = SITE_NAMES[LockSite.SITE_FREESPAN]
+ACQUIREP = SITE_NAMES[LockSite.SITE_ACQUIREP]
+RELEASEP = SITE_NAMES[LockSite.SITE_RELEASEP]
+STOPTHEWORLD = SITE_NAMES[LockSite.SITE_STW]
+MCACHELOCK = SITE_NAMES[LockSite.SITE_MCACHE]
+PAGECACHE = SITE_NAMES[LockSite.SITE_PCACHE]
+OTHERLOCK = SITE_NAMES[LockSite.SITE_OTHER]
+# Frames of the stacks that lead to a site but take no lock themselves.
 MALLOCGC = "runtime.mallocgc"
-CACHESPAN = "runtime.(*mcentral).cacheSpan"
-UNCACHESPAN = "runtime.(*mcentral).uncacheSpan"
-GROW = "runtime.(*mcentral).grow"
-LARGEALLOC = "runtime.largeAlloc"
-SWEEP = "runtime.(*mspan).sweep"
-FREESPAN = "runtime.(*mheap).freeSpan"
-ACQUIREP = "runtime.acquirep"
-RELEASEP = "runtime.releasep"
-STOPTHEWORLD = "runtime.stopTheWorld"
-MCACHELOCK = "runtime.(*mcache).lock"
-PAGECACHE = "runtime.(*pageAlloc).allocToCache"
 HEAPALLOC = "runtime.(*mheap).alloc"
 GCSTART = "runtime.gcStart"
 
@@ -77,7 +81,7 @@ GO_FILES = {
     GCSTART: "runtime/mgc.go", "runtime.flushallmcaches": "runtime/mstats.go",
     ACQUIREP: "runtime/proc.go", RELEASEP: "runtime/proc.go", STOPTHEWORLD: "runtime/proc.go",
     "runtime.schedule": "runtime/proc.go", "runtime.handoffp": "runtime/proc.go",
-    "runtime.lock": "runtime/lock_futex.go",
+    OTHERLOCK: "runtime/lock_futex.go",
 }
 
 
