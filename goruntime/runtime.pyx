@@ -29,6 +29,8 @@ from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, 
 from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport read_memstats
+from goruntime.workload cimport run_kernel
+from goruntime.workload import run_config
 from goruntime.lock import sum_lockstats
 from goruntime.errors import GoRuntimeError
 from goruntime.sizeclasses import normalize_version
@@ -458,9 +460,28 @@ cdef class Runtime:
     # -- workloads -----------------------------------------------------------
 
     def run(self, **kwargs):
-        """Runs a workload kernel on real M threads; see goruntime.workload.run."""
-        from goruntime.workload import run
-        return run(self, **kwargs)
+        """Runs the churn kernel on `ms` new M threads (default: twice GOMAXPROCS)
+        for `duration` seconds (default 1) or `ops` allocations per M, and returns
+        a RunResult. Each M allocates, tags and keeps a bounded live set of
+        `live` objects, dropping a random one for each new one.
+
+        sizes: an int (every object that size), a range with step 1 (uniform:
+        range(16, 1025) is 16..1024 B), or a list or tuple of sizes drawn with
+        `weights` (one per size; default equal). Sizes run from 1 B to 1 GiB;
+        those over 32 KiB take the large path. noscan: a bool or the share of
+        noscan objects. large_share: the share of allocations that are large
+        objects besides `sizes`, sized uniformly in the range large_sizes
+        (default range(32769, 262145)). seed: any int; the same seed gives each
+        M the same sizes. The result's config writes sizes as the int,
+        {"range": [lo, hi]} or {"sizes": [...], "weights": [...]}.
+        """
+        config = run_config(gomaxprocs=self.gomaxprocs, sizeclasses=self.sizeclasses.version,
+                            gogc=self.gogc, **kwargs)
+        self._begin_call()
+        try:
+            return run_kernel(self.rt, config)
+        finally:
+            self._end_call()
 
     # -- lifetime -------------------------------------------------------------
 

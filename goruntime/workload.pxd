@@ -110,3 +110,4 @@ cdef inline void kernel_end(runtime_t* rt, m_t* mp) noexcept nogil:
 
 cdef list launch_ms(runtime_t* rt, gate_t* gate, object ids, kernel_fn fn, void* work, size_t stride)
 cdef void join_ms(list workers) noexcept
+cdef object run_kernel(runtime_t* rt, dict config)

@@ -19,7 +19,6 @@ from goruntime.sizeclasses cimport MAX_SMALL_SIZE
 from goruntime.proc cimport safepoint, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
-from goruntime.runtime cimport Runtime
 from goruntime.errors import GoRuntimeError
 
 cdef enum SizeKind:
@@ -275,25 +274,15 @@ def _size_dist(sizes, weights):
     return SIZES_WEIGHTED, 0, 0, sizes, weights, {"sizes": sizes, "weights": weights}
 
 
-def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None, sizes=64,
-        weights=None, noscan=False, live=1024, large_share=0.0, large_sizes=(32769, 262144),
-        seed=None):
-    """Runs `kernel` on `ms` M threads (default: twice GOMAXPROCS) for `duration`
-    seconds or `ops` allocations per M, and returns a RunResult.
-
-    sizes: an int (every object that size), a range with step 1 (uniform:
-    range(16, 1025) is 16..1024 B), or a list or tuple of sizes drawn with
-    `weights` (one per size; default equal). Sizes run from 1 B to 1 GiB; those
-    over 32 KiB take the large path. The config writes them as the int,
-    {"range": [lo, hi]} or {"sizes": [...], "weights": [...]}. noscan: bool or
-    the share of noscan objects. live: objects each M keeps alive. large_share:
-    the share of allocations that are large objects besides `sizes`, sized
-    uniformly in large_sizes.
-    """
+def run_config(*, gomaxprocs, sizeclasses, gogc, kernel="churn", ms=None, duration=None, ops=None,
+               sizes=64, weights=None, noscan=False, live=1024, large_share=0.0,
+               large_sizes=range(MAX_SMALL_SIZE + 1, 262145), seed=None):
+    """The checked description of one Runtime.run (see its docstring), as the
+    JSON-able dict a RunResult carries: the kernel is built from it alone."""
     if kernel != "churn":
         raise ValueError(f"unknown kernel {kernel!r}: choose 'churn'")
     if ms is None:
-        ms = 2 * rt.gomaxprocs
+        ms = 2 * gomaxprocs
     if isinstance(ms, bool) or not isinstance(ms, int) or not 1 <= ms <= 4096:
         raise ValueError(f"ms must be an int between 1 and 4096, not {ms!r}")
     if (duration is None) == (ops is None):
@@ -309,34 +298,46 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
         raise ValueError(f"live must be an int between 0 and {1 << 24}, not {live!r}")
     noscan_share = _share(noscan, "noscan")
     large = _share(large_share, "large_share")
-    large_lo, large_hi = large_sizes
-    if not MAX_SMALL_SIZE < large_lo <= large_hi <= MAX_SIZE:
-        raise ValueError(f"large_sizes must satisfy {MAX_SMALL_SIZE} < lo <= hi <= 1 GiB")
+    if not isinstance(large_sizes, range):
+        raise TypeError(f"large_sizes must be a range, such as range({MAX_SMALL_SIZE + 1}, 262145), "
+                        f"not {type(large_sizes).__name__}")
+    if large_sizes.step != 1 or not large_sizes:
+        raise ValueError(f"large_sizes must be a non-empty range with step 1, not {large_sizes!r}")
+    if not MAX_SMALL_SIZE < large_sizes.start <= large_sizes.stop - 1 <= MAX_SIZE:
+        raise ValueError(f"large_sizes must lie in {MAX_SMALL_SIZE + 1}..{MAX_SIZE} B, not {large_sizes!r}")
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "little")
+    described = _size_dist(sizes, weights)[5]
+    return {"kernel": kernel, "ms": ms, "gomaxprocs": gomaxprocs, "duration": duration,
+            "ops": ops, "sizes": described, "noscan": noscan_share, "live": live,
+            "large_share": large, "large_sizes": {"range": [large_sizes.start, large_sizes.stop - 1]},
+            "seed": seed, "sizeclasses": sizeclasses, "gogc": gogc}
 
+
+cdef object run_kernel(runtime_t* rt, dict config):
+    """Runs the kernel that run_config() described on `ms` new Ms and returns its
+    RunResult. The caller (Runtime.run) counts the call in flight."""
     cdef churn_t cfg
     cdef list workers = []
     cdef mwork_t* works = NULL
-    cdef size_t i
-    cfg.rt = rt.rt
+    cdef size_t i, ms = config["ms"]
+    spec = config["sizes"]
+    if isinstance(spec, dict) and "range" in spec:
+        spec = range(spec["range"][0], spec["range"][1] + 1)
+    elif isinstance(spec, dict):
+        spec = spec["sizes"]
+    cfg.rt = rt
     cfg.dist.sizes = NULL
     cfg.dist.cumweights = NULL
     cfg.dist.n = 0
-    cfg.dist.kind, cfg.dist.lo, cfg.dist.hi, sizes, weights, described = _size_dist(sizes, weights)
-    cfg.noscan_below = <uint64_t>(noscan_share * 4294967296.0)
-    cfg.large_below = <uint64_t>(large * 4294967296.0)
-    cfg.large_lo = large_lo
-    cfg.large_hi = large_hi
-    cfg.live = live
-    cfg.ops = ops or 0
-    cfg.duration_ns = <uint64_t>(float(duration) * 1e9) if duration is not None else 0
-    config = {"kernel": kernel, "ms": ms, "gomaxprocs": rt.gomaxprocs, "duration": duration,
-              "ops": ops, "sizes": described, "noscan": noscan_share, "live": live,
-              "large_share": large, "large_sizes": [large_lo, large_hi], "seed": seed,
-              "sizeclasses": rt.sizeclasses.version, "gogc": rt.gogc}
-
-    rt._begin_call()
+    cfg.dist.kind, cfg.dist.lo, cfg.dist.hi, sizes, weights, _ = _size_dist(
+        spec, config["sizes"].get("weights") if isinstance(config["sizes"], dict) else None)
+    cfg.noscan_below = <uint64_t>(config["noscan"] * 4294967296.0)
+    cfg.large_below = <uint64_t>(config["large_share"] * 4294967296.0)
+    cfg.large_lo, cfg.large_hi = config["large_sizes"]["range"]
+    cfg.live = config["live"]
+    cfg.ops = config["ops"] or 0
+    cfg.duration_ns = <uint64_t>(float(config["duration"]) * 1e9) if config["duration"] is not None else 0
     try:
         if cfg.dist.kind == SIZES_WEIGHTED:
             cfg.dist.n = len(sizes)
@@ -356,11 +357,11 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
             raise MemoryError()
         for i in range(ms):
             works[i].cfg = &cfg
-            works[i].rng = _rand_seed(seed, i)
-            works[i].live = <liveobj_t*>c_malloc((live or 1) * sizeof(liveobj_t))
+            works[i].rng = _rand_seed(config["seed"], i)
+            works[i].live = <liveobj_t*>c_malloc((cfg.live or 1) * sizeof(liveobj_t))
             if works[i].live == NULL:
                 raise MemoryError()
-        workers = launch_ms(rt.rt, &cfg.gate, range(ms), churn_main, works, sizeof(mwork_t))
+        workers = launch_ms(rt, &cfg.gate, range(ms), churn_main, works, sizeof(mwork_t))
         t0 = time.perf_counter()
         join_ms(workers)
         elapsed = time.perf_counter() - t0
@@ -372,11 +373,10 @@ def run(Runtime rt not None, *, kernel="churn", ms=None, duration=None, ops=None
             c_free(works)
         c_free(cfg.dist.sizes)
         c_free(cfg.dist.cumweights)
-        rt._end_call()
 
     per_m = [m.stats() for m in workers]
     _raise_errors(workers, config)
-    return RunResult(kernel, sum(s["allocs"] for s in per_m), sum(s["frees"] for s in per_m),
+    return RunResult(config["kernel"], sum(s["allocs"] for s in per_m), sum(s["frees"] for s in per_m),
                      elapsed, per_m, config)
 
 

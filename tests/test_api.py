@@ -261,7 +261,7 @@ MIXES = {
     "weighted": (dict(sizes=[8, 24, 48, 64, 256, 1024, 9000, 32768],
                       weights=[8, 6, 6, 6, 4, 2, 1, 1], noscan=0.3, live=256), True),
     "mixed_large": (dict(sizes=range(1, 2049), noscan=0.5, large_share=0.02, live=256,
-                         large_sizes=(32769, 200000)), True),
+                         large_sizes=range(32769, 200001)), True),
 }
 TOPOLOGIES = [(1, 2), (1, 8), (2, 3), (2, 8)]       # (gomaxprocs, Ms)
 
@@ -327,7 +327,8 @@ def test_workload_out_of_memory_is_reported_and_recovers():
     {"ops": 10, "sizes": []}, {"ops": 10, "sizes": [8, 16], "weights": [1]},
     {"ops": 10, "sizes": [8, 16], "weights": [0, 0]}, {"ops": 10, "noscan": 1.5},
     {"ops": 10, "large_share": -0.1}, {"ops": 10, "live": -1},
-    {"ops": 10, "large_sizes": (1000, 2000)}, {"ops": 10, "kernel": "nope"},
+    {"ops": 10, "large_sizes": range(1000, 2001)}, {"ops": 10, "large_sizes": range(40000, 40000)},
+    {"ops": 10, "kernel": "nope"},
 ])
 def test_bad_run_arguments(rt, live, kwargs):
     with unchanged(rt):
@@ -565,3 +566,12 @@ def test_seeds_beyond_64_bits_and_negative_seeds_are_accepted():
     # Only the low 64 bits of a seed count.
     assert _bytes_per_m(seed=(1 << 64) + 7) == _bytes_per_m(seed=7)
     assert len(_bytes_per_m(seed=-1)) == 2
+
+
+def test_large_sizes_is_a_range_never_a_pair(rt, live):
+    """A (lo, hi) pair would read as a list of two sizes elsewhere: only a range is taken."""
+    with unchanged(rt):
+        with pytest.raises(TypeError, match="large_sizes must be a range"):
+            rt.run(ops=10, large_sizes=(40000, 50000))
+    r = rt.run(ms=1, ops=200, sizes=64, large_share=0.5, large_sizes=range(40000, 40001), seed=1)
+    assert r.config["large_sizes"] == {"range": [40000, 40000]}

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("goruntime", "goruntime/cmd", "stress")
 # `python -m goruntime` is the command's entry point, not part of the model.
 ENTRY_POINTS = {"goruntime.__main__"}
-_PYX_FROM = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+\(?([\w, ]+)", re.M)
+# A cimport of a cdef class or of a function a .pxd exports imports that module
+# when this one loads, so cimports are edges too.
+_PYX_FROM = re.compile(r"^\s*from\s+([\w.]+)\s+c?import\s+\(?([\w, ]+)", re.M)
 _PYX_IMPORT = re.compile(r"^\s*import\s+([\w.]+)", re.M)
 
 
