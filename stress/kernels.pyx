@@ -350,6 +350,27 @@ cdef int _drain(stress_t* cfg, slot_t* sl, m_t* mp, size_t limit) noexcept nogil
     return n
 
 
+cdef void _drain_until_done(stress_t* cfg, slot_t* sl, m_t* mp, uint32_t ndone, size_t batch) noexcept nogil:
+    """Frees what reaches the slot's inbox, `batch` objects a turn (0: all there
+    are), until `ndone` Ms have counted themselves done and nothing more can
+    arrive; then the last drain. A safe point every turn: a steady stream of
+    objects to free must not hold off a stop-the-world."""
+    cdef int r
+    while not load_relaxed32(&cfg.abort):
+        if not safepoint(cfg.rt, mp):
+            sl.err = KERNEL_CLOSED
+            return
+        if load32(&cfg.done) == ndone:
+            _drain(cfg, sl, mp, 0)
+            return
+        r = _drain(cfg, sl, mp, batch)
+        if r < 0:
+            return
+        if r == 0 and not _wait_step(cfg.rt, mp, sl):
+            sl.err = KERNEL_CLOSED
+            return
+
+
 cdef inline int _pick_other(stress_t* cfg, slot_t* sl) noexcept nogil:
     """A random running server slot other than sl, or -1."""
     if cfg.nactive < 2:
@@ -419,7 +440,6 @@ cdef void* server_main(void* arg) noexcept nogil:
     cdef stress_t* cfg = sl.cfg
     cdef runtime_t* rt = cfg.rt
     cdef uint64_t n = 0, deadline
-    cdef int r
     if not _kernel_start(cfg, mp, sl, &deadline):
         return NULL
     while not _should_stop(cfg, mp, sl, n, deadline):
@@ -448,16 +468,7 @@ cdef void* server_main(void* arg) noexcept nogil:
             if not _drop(cfg, sl, mp, &sl.live[sl.nlive]):
                 break
         xadd32(&cfg.done, 1)
-        while not load_relaxed32(&cfg.abort):
-            if load32(&cfg.done) == <uint32_t>cfg.nactive:
-                _drain(cfg, sl, mp, 0)
-                break
-            r = _drain(cfg, sl, mp, 0)
-            if r < 0:
-                break
-            if r == 0 and not _wait_step(rt, mp, sl):
-                sl.err = KERNEL_CLOSED
-                break
+        _drain_until_done(cfg, sl, mp, cfg.nactive, 0)
     _leave(cfg, mp)
     return NULL
 
@@ -518,24 +529,10 @@ cdef void* consumer_main(void* arg) noexcept nogil:
     cdef m_t* mp = <m_t*>arg
     cdef slot_t* sl = <slot_t*>mp.work
     cdef stress_t* cfg = sl.cfg
-    cdef runtime_t* rt = cfg.rt
     cdef uint64_t deadline
-    cdef int r
     if not _kernel_start(cfg, mp, sl, &deadline):
         return NULL
-    while not load_relaxed32(&cfg.abort):
-        if not safepoint(rt, mp):
-            sl.err = KERNEL_CLOSED
-            break
-        if load32(&cfg.done) == cfg.nproducers:
-            _drain(cfg, sl, mp, 0)
-            break
-        r = _drain(cfg, sl, mp, 64)
-        if r < 0:
-            break
-        if r == 0 and not _wait_step(rt, mp, sl):
-            sl.err = KERNEL_CLOSED
-            break
+    _drain_until_done(cfg, sl, mp, cfg.nproducers, 64)
     _leave(cfg, mp)
     return NULL
 
