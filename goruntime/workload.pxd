@@ -33,6 +33,31 @@ cdef inline uint64_t _rand(uint64_t* state) noexcept nogil:
     return x * <uint64_t>0x2545F4914F6CDD1DULL
 
 
+# A size distribution, the one every kernel draws from: ranges [lo, hi] picked
+# by weight, then a size uniformly within the range (lo == hi: that size).
+ctypedef struct sizemix_t:
+    int n
+    size_t* lo
+    size_t* hi
+    uint64_t* cum           # cumulative weights, scaled to 2^32; the last is 2^32
+
+
+cdef inline size_t sizemix_pick(sizemix_t* mix, uint64_t* rng) noexcept nogil:
+    cdef uint64_t r
+    cdef int lo = 0, hi = mix.n - 1, mid
+    if hi > 0:
+        r = _rand(rng) >> 32
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if r < mix.cum[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+    if mix.hi[lo] == mix.lo[lo]:
+        return mix.lo[lo]
+    return mix.lo[lo] + _rand(rng) % (mix.hi[lo] - mix.lo[lo] + 1)
+
+
 cdef inline uint64_t _rand_seed(object seed, uint64_t i) except 0:
     """The starting state of generator i (an M, a stress slot) of a run seeded
     with `seed` (any int): distinct per i, the same for the same (seed, i), and
@@ -111,3 +136,5 @@ cdef inline void kernel_end(runtime_t* rt, m_t* mp) noexcept nogil:
 cdef list launch_ms(runtime_t* rt, gate_t* gate, object ids, kernel_fn fn, void* work, size_t stride)
 cdef void join_ms(list workers) noexcept
 cdef object run_kernel(runtime_t* rt, dict config)
+cdef int sizemix_init(sizemix_t* mix, list ranges) except -1
+cdef void sizemix_free(sizemix_t* mix) noexcept

@@ -21,26 +21,10 @@ from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
 from goruntime.errors import GoRuntimeError
 
-cdef enum SizeKind:
-    SIZES_FIXED = 0
-    SIZES_RANGE = 1
-    SIZES_WEIGHTED = 2
-
-ctypedef struct sizedist_t:
-    int kind
-    size_t lo
-    size_t hi
-    size_t n
-    size_t* sizes
-    uint64_t* cumweights    # cumulative, scaled to 2^32
-
 ctypedef struct churn_t:
     runtime_t* rt
-    sizedist_t dist
+    sizemix_t mix           # the sizes, large objects included
     uint64_t noscan_below   # P(noscan) scaled to 2^32
-    uint64_t large_below    # P(large) scaled to 2^32
-    size_t large_lo
-    size_t large_hi
     size_t live
     uint64_t ops            # per M; 0: run for duration_ns
     uint64_t duration_ns
@@ -55,27 +39,6 @@ ctypedef struct mwork_t:
     char _pad[40]           # to 64 bytes
 
 GR_ASSERT(sizeof(mwork_t) % CACHE_LINE == 0, "mwork_t is not padded to whole cache lines")
-
-
-cdef inline size_t _pick_size(churn_t* cfg, uint64_t* rng) noexcept nogil:
-    cdef uint64_t r
-    cdef size_t lo, hi, mid
-    if cfg.large_below and (_rand(rng) >> 32) < cfg.large_below:
-        return cfg.large_lo + _rand(rng) % (cfg.large_hi - cfg.large_lo + 1)
-    if cfg.dist.kind == SIZES_FIXED:
-        return cfg.dist.lo
-    if cfg.dist.kind == SIZES_RANGE:
-        return cfg.dist.lo + _rand(rng) % (cfg.dist.hi - cfg.dist.lo + 1)
-    r = _rand(rng) >> 32
-    lo = 0
-    hi = cfg.dist.n - 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if r < cfg.dist.cumweights[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return cfg.dist.sizes[lo]
 
 
 cdef inline bint _drop(runtime_t* rt, m_t* mp, liveobj_t* o) noexcept nogil:
@@ -119,7 +82,7 @@ cdef void* churn_main(void* arg) noexcept nogil:
         if not safepoint(rt, mp):
             clean = False       # the runtime was closed under us
             break
-        size = _pick_size(cfg, &w.rng)
+        size = sizemix_pick(&cfg.mix, &w.rng)
         noscan = (_rand(&w.rng) >> 32) < cfg.noscan_below
         gc = False
         x = mallocgc(rt, mp.p, size, noscan, &gc)
@@ -243,22 +206,23 @@ def _check_size(size):
     return size
 
 
-def _size_dist(sizes, weights):
-    """The checked size spec of run(): (kind, lo, hi, sizes, weights, described)."""
+def _size_ranges(sizes, weights):
+    """The checked size spec of run(): the sizemix ranges [(lo, hi, weight)] and
+    how the config writes the spec."""
     if isinstance(sizes, bool):
         raise TypeError("sizes must be an int, a range or a list of ints, not bool")
     if weights is not None and not isinstance(sizes, (list, tuple)):
         raise ValueError("weights go with a list of sizes, not with an int or a range")
     if isinstance(sizes, int):
         size = _check_size(sizes)
-        return SIZES_FIXED, size, size, None, None, size
+        return [(size, size, 1.0)], size
     if isinstance(sizes, range):
         if sizes.step != 1:
             raise ValueError(f"sizes: a range of sizes has step 1, not {sizes.step}")
         if not sizes:
             raise ValueError(f"sizes: {sizes!r} is empty")
         lo, hi = _check_size(sizes.start), _check_size(sizes.stop - 1)
-        return SIZES_RANGE, lo, hi, None, None, {"range": [lo, hi]}
+        return [(lo, hi, 1.0)], {"range": [lo, hi]}
     if not isinstance(sizes, (list, tuple)):
         raise TypeError(f"sizes must be an int, a range or a list of ints, not {type(sizes).__name__}")
     sizes = [_check_size(s) for s in sizes]
@@ -271,7 +235,39 @@ def _size_dist(sizes, weights):
     if (len(weights) != len(sizes) or not all(0 <= x < math.inf for x in weights)
             or sum(weights) <= 0):
         raise ValueError("weights must be non-negative, one per size, not all zero")
-    return SIZES_WEIGHTED, 0, 0, sizes, weights, {"sizes": sizes, "weights": weights}
+    return [(s, s, w) for s, w in zip(sizes, weights)], {"sizes": sizes, "weights": weights}
+
+
+cdef int sizemix_init(sizemix_t* mix, list ranges) except -1:
+    """Fills mix from [(lo, hi, weight)] (checked by the caller: lo <= hi,
+    weights >= 0, not all 0), freeing what it held before."""
+    cdef int i
+    sizemix_free(mix)
+    mix.n = len(ranges)
+    mix.lo = <size_t*>c_malloc(mix.n * sizeof(size_t))
+    mix.hi = <size_t*>c_malloc(mix.n * sizeof(size_t))
+    mix.cum = <uint64_t*>c_malloc(mix.n * sizeof(uint64_t))
+    if mix.lo == NULL or mix.hi == NULL or mix.cum == NULL:
+        sizemix_free(mix)
+        raise MemoryError()
+    total = sum(w for _, _, w in ranges)
+    running = 0.0
+    for i, (lo, hi, w) in enumerate(ranges):
+        running += w
+        mix.lo[i] = lo
+        mix.hi[i] = hi
+        mix.cum[i] = <uint64_t>(running / total * 4294967296.0)
+    mix.cum[mix.n - 1] = <uint64_t>1 << 32
+    return 0
+
+
+cdef void sizemix_free(sizemix_t* mix) noexcept:
+    c_free(mix.lo)
+    c_free(mix.hi)
+    c_free(mix.cum)
+    mix.lo = mix.hi = NULL
+    mix.cum = NULL
+    mix.n = 0
 
 
 def run_config(*, gomaxprocs, sizeclasses, gogc, kernel="churn", ms=None, duration=None, ops=None,
@@ -307,7 +303,7 @@ def run_config(*, gomaxprocs, sizeclasses, gogc, kernel="churn", ms=None, durati
         raise ValueError(f"large_sizes must lie in {MAX_SMALL_SIZE + 1}..{MAX_SIZE} B, not {large_sizes!r}")
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "little")
-    described = _size_dist(sizes, weights)[5]
+    described = _size_ranges(sizes, weights)[1]
     return {"kernel": kernel, "ms": ms, "gomaxprocs": gomaxprocs, "duration": duration,
             "ops": ops, "sizes": described, "noscan": noscan_share, "live": live,
             "large_share": large, "large_sizes": {"range": [large_sizes.start, large_sizes.stop - 1]},
@@ -322,36 +318,28 @@ cdef object run_kernel(runtime_t* rt, dict config):
     cdef mwork_t* works = NULL
     cdef size_t i, ms = config["ms"]
     spec = config["sizes"]
+    weights = None
     if isinstance(spec, dict) and "range" in spec:
         spec = range(spec["range"][0], spec["range"][1] + 1)
     elif isinstance(spec, dict):
-        spec = spec["sizes"]
+        spec, weights = spec["sizes"], spec["weights"]
+    ranges, _ = _size_ranges(spec, weights)
+    # Large objects besides the sizes: a share of every draw.
+    large = config["large_share"]
+    if large:
+        total = sum(w for _, _, w in ranges)
+        ranges = [(lo, hi, w / total * (1.0 - large)) for lo, hi, w in ranges]
+        ranges.append((config["large_sizes"]["range"][0], config["large_sizes"]["range"][1], large))
     cfg.rt = rt
-    cfg.dist.sizes = NULL
-    cfg.dist.cumweights = NULL
-    cfg.dist.n = 0
-    cfg.dist.kind, cfg.dist.lo, cfg.dist.hi, sizes, weights, _ = _size_dist(
-        spec, config["sizes"].get("weights") if isinstance(config["sizes"], dict) else None)
+    cfg.mix.n = 0
+    cfg.mix.lo = cfg.mix.hi = NULL
+    cfg.mix.cum = NULL
     cfg.noscan_below = <uint64_t>(config["noscan"] * 4294967296.0)
-    cfg.large_below = <uint64_t>(config["large_share"] * 4294967296.0)
-    cfg.large_lo, cfg.large_hi = config["large_sizes"]["range"]
     cfg.live = config["live"]
     cfg.ops = config["ops"] or 0
     cfg.duration_ns = <uint64_t>(float(config["duration"]) * 1e9) if config["duration"] is not None else 0
     try:
-        if cfg.dist.kind == SIZES_WEIGHTED:
-            cfg.dist.n = len(sizes)
-            cfg.dist.sizes = <size_t*>c_malloc(cfg.dist.n * sizeof(size_t))
-            cfg.dist.cumweights = <uint64_t*>c_malloc(cfg.dist.n * sizeof(uint64_t))
-            if cfg.dist.sizes == NULL or cfg.dist.cumweights == NULL:
-                raise MemoryError()
-            total = sum(weights)
-            running = 0.0
-            for i in range(cfg.dist.n):
-                running += weights[i]
-                cfg.dist.sizes[i] = sizes[i]
-                cfg.dist.cumweights[i] = <uint64_t>(running / total * 4294967296.0)
-            cfg.dist.cumweights[cfg.dist.n - 1] = <uint64_t>1 << 32
+        sizemix_init(&cfg.mix, ranges)
         works = <mwork_t*>alloc_aligned(ms * sizeof(mwork_t))
         if works == NULL:
             raise MemoryError()
@@ -371,8 +359,7 @@ cdef object run_kernel(runtime_t* rt, dict config):
             for i in range(ms):
                 c_free(works[i].live)
             c_free(works)
-        c_free(cfg.dist.sizes)
-        c_free(cfg.dist.cumweights)
+        sizemix_free(&cfg.mix)
 
     per_m = [m.stats() for m in workers]
     _raise_errors(workers, config)

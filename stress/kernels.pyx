@@ -42,7 +42,7 @@ from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
 from goruntime.runtime cimport Runtime
 from goruntime.workload cimport (KERNEL_OK, KERNEL_OOM, KERNEL_TAG, KERNEL_FREE,
-    liveobj_t, _rand, _rand_seed, _write_tag, _tag_ok, gate_t, kernel_begin, kernel_end,
+    liveobj_t, sizemix_t, sizemix_pick, sizemix_init, sizemix_free, _rand, _rand_seed, _write_tag, _tag_ok, gate_t, kernel_begin, kernel_end,
     M_RUNNING, M_CLOSED, launch_ms, join_ms)
 from goruntime.errors import GoRuntimeError
 
@@ -67,7 +67,6 @@ cdef enum:
     POISON = 0xDEADBEEFDEADBEEF
     NOSCAN_BIT = 47
     DRAIN_BATCH = 8
-    MAX_RANGES = 64
 
 ctypedef struct cell_t:
     uint64_t seq
@@ -80,12 +79,6 @@ ctypedef struct inbox_t:
     char _pad1[56]
     uint64_t mask
     cell_t* cells
-
-ctypedef struct sizemix_t:
-    int n
-    size_t lo[MAX_RANGES]
-    size_t hi[MAX_RANGES]
-    uint64_t cum[MAX_RANGES]    # cumulative weights scaled to 2^32
 
 cdef struct stress_s
 
@@ -205,20 +198,6 @@ cdef bint inbox_pop(inbox_t* q, liveobj_t* obj) noexcept nogil:
 
 # --- objects -------------------------------------------------------------------
 
-cdef inline size_t _pick_size(sizemix_t* mix, uint64_t* rng) noexcept nogil:
-    cdef uint64_t r = _rand(rng) >> 32
-    cdef int lo = 0, hi = mix.n - 1, mid
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if r < mix.cum[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    if mix.hi[lo] == mix.lo[lo]:
-        return mix.lo[lo]
-    return mix.lo[lo] + _rand(rng) % (mix.hi[lo] - mix.lo[lo] + 1)
-
-
 cdef inline bint _zeroed(uintptr_t x, size_t size, uint64_t* found) noexcept nogil:
     """Fresh memory reads zero at the head, the middle and the tail (where the
     tags and poison of earlier tenants of the slot were)."""
@@ -297,7 +276,7 @@ cdef int _alloc(stress_t* cfg, slot_t* sl, m_t* mp) noexcept nogil:
     """Allocates one tagged object into the live set; 1 done, 0 out of memory
     (shed, oom_ok), -1 violation or injected stop. The caller holds a P and
     has passed a safe point; the live set has room."""
-    cdef size_t size = _pick_size(&cfg.mix, &sl.rng)
+    cdef size_t size = sizemix_pick(&cfg.mix, &sl.rng)
     cdef bint noscan = (_rand(&sl.rng) >> 32) < cfg.noscan_below
     cdef bint gc = False
     cdef uint64_t found = 0
@@ -630,21 +609,10 @@ cdef class Stress:
                 raise MemoryError()
 
     def _set_mix(self, mix):
-        cdef int i
         mix = [(int(lo), int(hi), float(w)) for lo, hi, w in mix]
-        if not 1 <= len(mix) <= MAX_RANGES:
-            raise ValueError(f"a size mix has 1 to {MAX_RANGES} ranges")
-        if any(not 1 <= lo <= hi <= 1 << 30 or w < 0 for lo, hi, w in mix) or sum(w for *_, w in mix) <= 0:
+        if not mix or any(not 1 <= lo <= hi <= 1 << 30 or w < 0 for lo, hi, w in mix) or sum(w for *_, w in mix) <= 0:
             raise ValueError(f"bad size mix {mix}")
-        total = sum(w for *_, w in mix)
-        running = 0.0
-        self.cfg.mix.n = len(mix)
-        for i, (lo, hi, w) in enumerate(mix):
-            running += w
-            self.cfg.mix.lo[i] = lo
-            self.cfg.mix.hi[i] = hi
-            self.cfg.mix.cum[i] = <uint64_t>(running / total * 4294967296.0)
-        self.cfg.mix.cum[len(mix) - 1] = <uint64_t>1 << 32
+        sizemix_init(&self.cfg.mix, mix)
 
     def __dealloc__(self):
         cdef int i
@@ -659,6 +627,7 @@ cdef class Stress:
             c_free(self.slots)
         c_free(self.active)
         c_free(self.consumers)
+        sizemix_free(&self.cfg.mix)
 
     def start(self, slots, *, roles=None, target=0, keep=None, handoff=0.0, gc_rate=0.0,
               duration=None, ops=None, oom_ok=False, inject=None, inject_slot=0, inject_after=0):
