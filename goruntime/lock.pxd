@@ -31,7 +31,8 @@ cpdef enum LockSite:
     SITE_MCACHE = 9         # the per-P mcache lock of the "locked" comparison mode
     SITE_PCACHE = 10        # per-P page cache refill -> mheap (Go 1.14)
     SITE_OTHER = 11
-    NUM_SITES = 12
+    SITE_SHARED = 12        # the one cache every P shares in the "shared" comparison mode
+    NUM_SITES = 13
 
 cdef enum:
     WAIT_HIST_BUCKETS = 40      # log2(ns) buckets: 1 ns .. ~9 minutes

@@ -68,6 +68,7 @@ SITE_NAMES = {
     SITE_MCACHE: "runtime.(*mcache).lock",
     SITE_PCACHE: "runtime.(*pageAlloc).allocToCache",
     SITE_OTHER: "runtime.lock",
+    SITE_SHARED: "runtime.(*sharedcache).lock",
 }
 
 

@@ -7,9 +7,9 @@
 # (runtime/mbitmap.go) does, then mark it dead or measure it.
 from libc.stdint cimport uint64_t, int64_t
 from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT
-from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE
+from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE, SITE_SHARED
 from goruntime.mcentral cimport mcentral_allocObject
-from goruntime.runtime2 cimport MCACHE_NONE
+from goruntime.runtime2 cimport MCACHE_NONE, MCACHE_SHARED
 from goruntime.mheap cimport mheap_alloc, spanOf
 from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed
 from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE, spanClassSizeclass
@@ -68,10 +68,18 @@ cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, b
         return _large_alloc(rt, pp, size, noscan, gc)
     if rt.mcache_mode == MCACHE_NONE:
         return _central_alloc(rt, pp, size, noscan, gc)
-    # MCACHE_LOCKED: the same mcache path, behind the mcache's own mutex.
-    lock(&pp.mcache.lock, SITE_MCACHE)
-    x = mallocgc_small(rt, &pp.mcache, size, noscan, &refilled)
-    unlock(&pp.mcache.lock)
+    if rt.mcache_mode == MCACHE_SHARED:
+        # One cache for every P, behind one mutex: the design without per-P
+        # caches, whose lock every allocating M contends for.
+        lock(&rt.shared.mcache.lock, SITE_SHARED)
+        x = mallocgc_small(rt, &rt.shared.mcache, size, noscan, &refilled)
+        unlock(&rt.shared.mcache.lock)
+    else:
+        # MCACHE_LOCKED: the P's own mcache behind its own mutex, which only
+        # that P takes: what the lock alone costs, uncontended.
+        lock(&pp.mcache.lock, SITE_MCACHE)
+        x = mallocgc_small(rt, &pp.mcache, size, noscan, &refilled)
+        unlock(&pp.mcache.lock)
     if refilled and gc_trigger(rt):
         gc[0] = True
     return x

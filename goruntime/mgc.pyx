@@ -16,13 +16,13 @@ from goruntime.mcentral cimport (mcentral_t, MCENTRAL_SPANSET, partialSwept, par
 from goruntime.mspanset cimport spanset_t, spanset_pop, spanset_push, spanset_reset, spanset_len, spanset_at
 from goruntime.mcache cimport mcache_releaseAll
 from goruntime.proc cimport stopTheWorld, startTheWorld
-from goruntime.runtime2 cimport MIN_HEAP_GOAL, NUM_PAUSES
+from goruntime.runtime2 cimport MIN_HEAP_GOAL, NUM_PAUSES, num_mcaches, mcache_holder
 
 
 cdef void flushallmcaches(runtime_t* rt) noexcept nogil:
     cdef int i
-    for i in range(rt.gomaxprocs):
-        mcache_releaseAll(&rt.allp[i].mcache)
+    for i in range(num_mcaches(rt)):
+        mcache_releaseAll(&mcache_holder(rt, i).mcache)
 
 
 cdef inline uint64_t _below(uint32_t freeindex, uint32_t word) noexcept nogil:
@@ -309,12 +309,12 @@ cdef tuple verify_heap(runtime_t* rt):
             problems.append(f"span {addr:#x} is in two places: {places[addr]} and {where}")
         places[addr] = where
 
-    for i in range(rt.gomaxprocs):
+    for i in range(num_mcaches(rt)):
         for spc in range(MAX_SPAN_CLASSES):
-            s = rt.allp[i].mcache.alloc[spc]
+            s = mcache_holder(rt, i).mcache.alloc[spc]
             if s == &h.emptyspan:
                 continue
-            place(s.startAddr, f"P{i}'s mcache")
+            place(s.startAddr, f"P{i}'s mcache" if i < rt.gomaxprocs else "the shared mcache")
             if s.spanclass != spc:
                 problems.append(f"span {s.startAddr:#x} of spanclass {s.spanclass} cached as {spc}")
             p = _span_problem(h, s, True)
@@ -362,8 +362,8 @@ cdef tuple verify_heap(runtime_t* rt):
         s = s.next
     # Pages against spans. A P's page cache owns its free pages outright.
     cached_pages = set()
-    for i in range(rt.gomaxprocs):
-        pc = &rt.allp[i].pcache
+    for i in range(num_mcaches(rt)):
+        pc = &mcache_holder(rt, i).pcache
         for j in range(64):
             if (pc.cache >> j) & 1:
                 cached_pages.add(pc.base + j * PAGE_SIZE)

@@ -15,7 +15,7 @@ from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mheap cimport mheap_t, heapregion_t, ARENA_BYTES
 from goruntime.mcentral cimport mcentral_t
 from goruntime.mspanset cimport spanset_t, spanset_len, spanset_at
-from goruntime.runtime2 cimport p_t, NUM_PAUSES
+from goruntime.runtime2 cimport p_t, NUM_PAUSES, num_mcaches, mcache_holder
 from goruntime.mgc cimport flushallmcaches
 from goruntime.sizeclasses cimport PAGE_SIZE, MAX_SMALL_SIZE
 
@@ -67,19 +67,19 @@ cdef dict read_memstats(runtime_t* rt):
             for w in range((r.npages + 63) // 64):
                 free_pages += popcount64(r.free_bits[w])
                 scav_pages += popcount64(r.scav_bits[w])
-        # Pages in a P's page cache are idle: no span holds them yet.
-        for i in range(rt.gomaxprocs):
-            free_pages += popcount64(rt.allp[i].pcache.cache)
-            scav_pages += popcount64(rt.allp[i].pcache.scav)
+        # Pages in a page cache are idle: no span holds them yet.
+        for i in range(num_mcaches(rt)):
+            free_pages += popcount64(mcache_holder(rt, i).pcache.cache)
+            scav_pages += popcount64(mcache_holder(rt, i).pcache.scav)
     by_size = []
     for sc in range(1, rt.sc.num_classes):
-        mallocs_c = sum(rt.allp[i].mcache.nmalloc[sc] for i in range(rt.gomaxprocs))
+        mallocs_c = sum(mcache_holder(rt, i).mcache.nmalloc[sc] for i in range(num_mcaches(rt)))
         by_size.append({"Size": rt.sc.class_to_size[sc], "Mallocs": mallocs_c, "Frees": rt.nfree[sc]})
         nmalloc += mallocs_c
         nfree += rt.nfree[sc]
         total += mallocs_c * rt.sc.class_to_size[sc]
-    for i in range(rt.gomaxprocs):
-        pp = rt.allp[i]
+    for i in range(num_mcaches(rt)):
+        pp = mcache_holder(rt, i)
         tiny += pp.mcache.tinyallocs
         large += pp.mcache.large_allocs
         large_bytes += pp.mcache.large_bytes
@@ -101,8 +101,8 @@ cdef dict read_memstats(runtime_t* rt):
         "HeapObjects": objects,
         "MSpanInuse": h.nspans_inuse * span_struct,
         "MSpanSys": h.nspans_alloc * span_struct,
-        "MCacheInuse": rt.gomaxprocs * mcache_struct,
-        "MCacheSys": rt.gomaxprocs * mcache_struct,
+        "MCacheInuse": num_mcaches(rt) * mcache_struct,
+        "MCacheSys": num_mcaches(rt) * mcache_struct,
         "GCSys": h.bits_bytes,
         "OtherSys": h.table_bytes + rt.sc.num_classes * 2 * central_struct,
         "NextGC": rt.heap_goal if rt.gogc >= 0 else 0,

@@ -11,6 +11,7 @@ cdef class Runtime:
     cdef readonly tuple ps
     cdef readonly bint closed
     cdef readonly dict modes
+    cdef readonly object shared_mcache     # the "shared" mode's cache (an MCache view), else None
     cdef bint _ready              # every structure allocated and initialised
     cdef object _calls            # threading.Condition: close() waits for _inflight == 0
     cdef int _inflight            # calls that released the GIL (see _begin_call)

@@ -21,8 +21,8 @@ from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
 from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
 from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, MCentral,
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
-from goruntime.mcache cimport mcache_init
-from goruntime.runtime2 cimport MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE
+from goruntime.mcache cimport mcache_init, make_MCache
+from goruntime.runtime2 cimport MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED, num_mcaches, mcache_holder
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_stats, stopTheWorld, startTheWorld,
     make_P)
@@ -59,9 +59,13 @@ cdef inline m_t* _proc_m(runtime_t* rt) noexcept nogil:
 # absent; Go 1.13's mutex mcentral or Go 1.15's lock-free span sets; and Go
 # 1.14's per-P page cache in front of the mheap. These names are the only ones:
 # the tools and the CLI take their choices from here.
-cdef dict _MCACHE_MODE = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, "none": MCACHE_NONE}
+cdef dict _MCACHE_MODE = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, "shared": MCACHE_SHARED,
+                          "none": MCACHE_NONE}
 cdef dict _MCENTRAL_MODE = {"mutex": MCENTRAL_MUTEX, "spanset": MCENTRAL_SPANSET}
 MCACHE_MODES = tuple(_MCACHE_MODE)
+# The lock classes of lockstats(): all mcentrals, the mheap, the scheduler, the
+# per-P mcache locks ("locked" mode) and the shared cache's lock ("shared" mode).
+LOCK_CLASSES = ("mcentral", "mheap", "sched", "mcache", "sharedcache")
 MCENTRAL_MODES = tuple(_MCENTRAL_MODE)
 
 # True in a `make debug` build: the model checks its invariants (GR_ASSERT in
@@ -212,6 +216,13 @@ cdef class Runtime:
             mcache_init(&rt.allp[i].mcache, rt.central, rt.heap, &rt.allp[i].pcache)
             ps.append(make_P(self, rt.allp[i]))
         self.ps = tuple(ps)
+        if mcache == "shared":
+            rt.shared = <p_t*>alloc_aligned(sizeof(p_t))
+            if rt.shared == NULL:
+                raise MemoryError("cannot allocate the shared mcache")
+            rt.shared.id = -1
+            mcache_init(&rt.shared.mcache, rt.central, rt.heap, &rt.shared.pcache)
+            self.shared_mcache = make_MCache(self, &rt.shared.mcache)
         sched_init(rt)
         set_heap_goal(rt)
         self._calls = threading.Condition()
@@ -236,14 +247,15 @@ cdef class Runtime:
             for i in range(rt.gomaxprocs):
                 free(rt.allp[i])
             free(rt.allp)
+        free(rt.shared)
         free(rt)
         self.rt = NULL
 
     def _release_heap(self):
         cdef int i
         if self.heap is not None and self.heap.h != NULL:
-            for i in range(self.rt.gomaxprocs if self._ready else 0):
-                pagecache_flush(self.heap.h, &self.rt.allp[i].pcache)
+            for i in range(num_mcaches(self.rt) if self._ready else 0):
+                pagecache_flush(self.heap.h, &mcache_holder(self.rt, i).pcache)
             mheap_destroy(self.heap.h)
             free(self.heap.h)
             self.heap.h = NULL
@@ -448,6 +460,7 @@ cdef class Runtime:
             stats["size"] = self.sizeclasses.class_to_size(view.sizeclass)
             per_central[view.spanclass] = stats
         per_mcache = {p.id: p.mcache.lockstats() for p in self.ps}
+        shared = self.shared_mcache
         return {
             "mheap": self.heap.lockstats(),
             "sched": sched_stats(self.rt),
@@ -455,6 +468,8 @@ cdef class Runtime:
             "mcentrals": per_central,
             "mcache": sum_lockstats(per_mcache.values()),
             "mcaches": per_mcache,
+            # The one lock of the "shared" mode, taken by every allocating P.
+            "sharedcache": shared.lockstats() if shared is not None else None,
         }
 
     # -- workloads -----------------------------------------------------------

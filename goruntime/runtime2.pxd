@@ -27,6 +27,7 @@ cpdef enum MCacheMode:
     MCACHE_LOCKFREE = 0
     MCACHE_LOCKED = 1
     MCACHE_NONE = 2
+    MCACHE_SHARED = 3
 
 cdef enum:
     NUM_PAUSES = 256    # Go's MemStats.PauseNs ring
@@ -101,6 +102,9 @@ cdef struct runtime:
     mcentral_t* central[MAX_SPAN_CLASSES]
     p_t** allp
     int gomaxprocs
+    # The "shared" mode's one cache for every P, with its page cache; its
+    # other P fields are unused. NULL in the other modes.
+    p_t* shared
     int mcache_mode
     const sizeclasses_t* sc
     uint64_t zerobase           # Go's zerobase: the address of every zero-byte object
@@ -122,3 +126,13 @@ ctypedef runtime runtime_t
 cdef enum:
     MIN_HEAP_GOAL = 4 << 20
     PREEMPT_NS = 10000000       # Go's forcePreemptNS: 10 ms time slices
+
+
+cdef inline int num_mcaches(runtime_t* rt) noexcept nogil:
+    """The Ps' mcaches, and in the "shared" mode the one they all share."""
+    return rt.gomaxprocs + (rt.shared != NULL)
+
+
+cdef inline p_t* mcache_holder(runtime_t* rt, int i) noexcept nogil:
+    """The holder of mcache i of num_mcaches: P i, or the shared cache last."""
+    return rt.allp[i] if i < rt.gomaxprocs else rt.shared

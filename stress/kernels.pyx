@@ -803,7 +803,7 @@ cdef class Stress:
         tiny_blocks = set()
         other = 0
         # Without an mcache there is no tiny allocator (Runtime(mcache="none")).
-        packs = (getattr(self.rt, "modes", None) or {}).get("mcache") != "none"
+        packs = self.rt.modes["mcache"] != "none"
         for addr, size, tag, _, _ in objs:
             if packs and size < TINY_SIZE and (tag >> NOSCAN_BIT) & 1:
                 tiny_blocks.add(addr & ~(TINY_SIZE - 1))

@@ -16,7 +16,7 @@ Workloads (each slice runs one; a run rotates through those asked for):
             live set and collects, and the run goes on.
 
 Each slice draws its Runtime from the seed: GOGC, the size-class table and the
-comparison modes (mcache lockfree / locked / none, mcentral mutex / spanset,
+comparison modes (mcache lockfree / locked / shared / none, mcentral mutex / spanset,
 the per-P page cache), mostly Go 1.13's.
 
 While Ms run this thread verifies the heap (Runtime.verify, stop-the-world),
@@ -196,8 +196,8 @@ class Slice:
                             sizeclasses=rng.choice(["go1.13", "go1.13", "go1.13", "go1.19"]))
         # The comparison modes too: mostly Go 1.13's lock-free mcache and mutex
         # mcentral, sometimes Go 1.15's spanset mcentral, Go 1.14's page cache,
-        # a locked or no mcache.
-        self.runtime.update(mcache=rng.choice(["lockfree"] * 6 + ["locked", "none"]),
+        # a locked, shared or no mcache.
+        self.runtime.update(mcache=rng.choice(["lockfree"] * 6 + ["locked", "shared", "none"]),
                             mcentral=rng.choice(["mutex", "mutex", "spanset"]),
                             pagecache=rng.random() < 0.3)
         if workload == "oom":

@@ -157,7 +157,7 @@ def test_cli_compare_table_and_plot(capsys, tmp_path):
 
 
 def test_cli_compare_rejects_bad_lists():
-    for args in (["--modes", "lockfree,shared"], ["--ms", "1,x"], ["--mcentral", "tree"],
+    for args in (["--modes", "lockfree,global"], ["--ms", "1,x"], ["--mcentral", "tree"],
                  ["--pagecache", "maybe"]):
         with pytest.raises(SystemExit):
             main(["compare", *args])

@@ -15,7 +15,7 @@ OPS = 4000
 # Every mcache mode with the go1.13 mcentral, the spanset mcentral with and without per-P
 # caches, and the page cache: on 1 and 2 Ms, one size that fits many objects in a span and
 # one that fits two.
-CELLS = [c for modes in (dict(modes=["lockfree", "locked", "none"]),
+CELLS = [c for modes in (dict(modes=["lockfree", "locked", "shared", "none"]),
                          dict(modes=["lockfree", "none"], mcentral=["spanset"]),
                          dict(modes=["lockfree"], pagecache=[True]))
          for c in compare.cells(ms=[1, 2], sizes=[16, 4096], gomaxprocs=2, ops=OPS, live=256,
@@ -45,6 +45,11 @@ def test_cell(cell):
         assert mcache >= r["allocs"]        # every allocation locks its P's mcache
     else:
         assert mcache == 0
+    shared = r["locks"].get("sharedcache", {"acquisitions": 0})["acquisitions"]
+    if cell["mcache"] == "shared":
+        assert shared >= r["allocs"]        # every allocation locks the one shared cache
+    else:
+        assert shared == 0
 
 
 def test_cells_order_and_checks():
@@ -58,7 +63,7 @@ def test_cells_order_and_checks():
     assert {c["ops"] for c in cs} == {None}
     assert {c["duration"] for c in compare.cells(ms=[1], ops=10)} == {None}
     with pytest.raises(ValueError):
-        compare.cells(modes=["shared"])
+        compare.cells(modes=["global"])
     with pytest.raises(ValueError):
         compare.cells(ms=[0])
     with pytest.raises(ValueError):

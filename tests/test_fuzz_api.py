@@ -304,7 +304,7 @@ class APIFuzz(RuleBasedStateMachine):
 
     @initialize(gogc=st.sampled_from([None, None, None, 0, 50]),
                 version=st.sampled_from(["go1.13", "go1.13", "go1.19"]),
-                mcache=st.sampled_from(["lockfree", "lockfree", "locked", "none"]),
+                mcache=st.sampled_from(["lockfree", "lockfree", "locked", "shared", "none"]),
                 mcentral=st.sampled_from(["mutex", "mutex", "spanset"]),
                 pagecache=st.sampled_from([False, False, True]),
                 stats_every=st.sampled_from([1, 3, 8]),

@@ -2,11 +2,10 @@
 where it must be."""
 import pytest
 
-from goruntime import Runtime
+from goruntime import MCACHE_MODES, Runtime
 
 
-
-@pytest.mark.parametrize("mcache", ["lockfree", "locked", "none"])
+@pytest.mark.parametrize("mcache", MCACHE_MODES)
 def test_lock_counters_add_up(mcache):
     """After a run with 32 KiB objects (a refill and a heap allocation for each), every
     lock's per-site figures add up to its own, its wait histogram counts each contended
@@ -18,6 +17,9 @@ def test_lock_counters_add_up(mcache):
     locks = {"mheap": ls["mheap"], "sched": ls["sched"],
              **{f"mcentral[{k}]": v for k, v in ls["mcentrals"].items()},
              **{f"mcache[P{k}]": v for k, v in ls["mcaches"].items()}}
+    if ls["sharedcache"] is not None:
+        locks["sharedcache"] = ls["sharedcache"]
+    assert (ls["sharedcache"] is not None) == (mcache == "shared")
     for name, s in locks.items():
         sites = s["sites"].values()
         assert 0 <= s["contended"] <= s["acquisitions"], name
@@ -40,6 +42,28 @@ def test_lock_counters_add_up(mcache):
         assert ls["mcache"]["acquisitions"] >= r.allocs
     else:
         assert ls["mcache"]["acquisitions"] == 0
+    if mcache == "shared":
+        assert ls["sharedcache"]["acquisitions"] >= r.allocs
+
+
+def test_shared_mcache_lock_is_contended_and_per_p_locks_are_not():
+    """The "shared" mode's one cache serves every P behind one lock: with 2 Ms on 2 Ps
+    each allocation takes it and, sooner or later, one M waits for the other. The "locked"
+    mode's per-P locks, taken only by their own P, never wait."""
+    for attempt in range(10):      # the two Ms must overlap: retry on a busy machine
+        with Runtime(gomaxprocs=2, mcache="shared") as rt:
+            r = rt.run(ms=2, ops=50000 * (attempt + 1), sizes=64, live=256, seed=attempt + 1)
+            shared = rt.lockstats()["sharedcache"]
+        assert shared["acquisitions"] >= r.allocs > 0
+        assert set(shared["sites"]) == {"runtime.(*sharedcache).lock"}
+        if shared["contended"] > 0:
+            break
+    assert shared["contended"] > 0, shared
+    with Runtime(gomaxprocs=2, mcache="locked") as rt:
+        r = rt.run(ms=2, ops=40000, sizes=64, live=256, seed=1)
+        per_p = rt.lockstats()["mcaches"]
+    assert sum(s["acquisitions"] for s in per_p.values()) >= r.allocs
+    assert all(s["contended"] == 0 for s in per_p.values()), per_p
 
 
 def test_mcache_none_two_ms_contend_on_mcentral():

@@ -105,3 +105,22 @@ def test_mcache_view_after_close_does_not_read_freed_spans():
     """)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() in ("RAISED True", "RETURNED []"), proc.stdout[:600]
+
+
+def test_shared_mode_caches_in_one_mcache_for_every_p():
+    """mcache="shared": whichever P allocates, the span is cached in the one shared
+    mcache (the Ps' own stay empty), verify() accepts it there, and a collection
+    flushes it like any mcache."""
+    with Runtime(gomaxprocs=2, gogc=None, mcache="shared") as rt:
+        assert rt.shared_mcache is not None
+        x = rt.malloc(64)
+        cached = rt.shared_mcache.spans()
+        assert [s["base"] <= x < s["base"] + s["npages"] * 8192 for s in cached] == [True]
+        assert all(p.mcache.spans() == [] for p in rt.ps)
+        y = rt.malloc(64)
+        assert y == x + 64                  # the next slot of the same shared span
+        assert rt.verify() >= 1
+        assert_memstats_invariants(rt.memstats(), rt)      # memstats flushes every mcache
+        assert rt.shared_mcache.spans() == []
+    with Runtime(gomaxprocs=2, gogc=None) as rt:
+        assert rt.shared_mcache is None

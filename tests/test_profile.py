@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from goruntime.runtime import LOCK_CLASSES, MCACHE_MODES
 from goruntime.cmd import profile as profile_module
 from goruntime.cmd.main import main
 from goruntime.cmd.pprof import decode_profile
@@ -24,7 +25,7 @@ HIST = 40
 
 def _contended(prof):
     ls = prof.lockstats
-    return sum(ls[k]["contended"] for k in ("mcentral", "mheap", "sched", "mcache") if ls.get(k))
+    return sum(ls[k]["contended"] for k in LOCK_CLASSES if ls.get(k))
 
 
 def contended_profile(tries=5, **kw):
@@ -47,7 +48,7 @@ def _site_of(stack):
 
 # -- pprof against lockstats -----------------------------------------------------------
 
-@pytest.mark.parametrize("mcache", ["lockfree", "locked", "none"])
+@pytest.mark.parametrize("mcache", MCACHE_MODES)
 def test_pprof_values_match_lockstats(tmp_path, mcache):
     prof = contended_profile(mcache=mcache)
     path = tmp_path / "mutex.pb.gz"
@@ -59,7 +60,7 @@ def test_pprof_values_match_lockstats(tmp_path, mcache):
 
     ls = prof.lockstats
     # Every call site of the profile has its own Go stack, not site_stack's one-frame fallback.
-    for lock in ("mcentral", "mheap", "sched", "mcache"):
+    for lock in (c for c in LOCK_CLASSES if ls[c] is not None):
         for site in ls[lock]["sites"]:
             assert (lock, site) in SITE_STACKS, (lock, site)
     by_class, by_site, by_central = Counter(), Counter(), Counter()
@@ -134,7 +135,7 @@ def test_site_stacks_are_go_call_paths():
 # Runs that between them take every lock at every call site the model has: each mcache
 # mode with and without the span-set mcentral, the page cache, large objects, collections.
 SITE_RUNS = [dict(mcache=mcache, mcentral=mcentral, pagecache=pagecache)
-             for mcache in ("lockfree", "locked", "none") for mcentral in ("mutex", "spanset")
+             for mcache in MCACHE_MODES for mcentral in ("mutex", "spanset")
              for pagecache in (False, True)]
 
 
@@ -146,7 +147,7 @@ def test_every_site_in_a_profile_has_a_go_stack():
     for modes in SITE_RUNS:
         prof = profile(gomaxprocs=2, ms=3, ops=3000, sizes=[16, 1024, 32768], large_share=0.05,
                        live=64, gogc=25, seed=1, **modes)
-        for lock in ("mcentral", "mheap", "sched", "mcache"):
+        for lock in LOCK_CLASSES:
             for site in (prof.lockstats[lock] or {"sites": {}})["sites"]:
                 assert (lock, site) in SITE_STACKS, (modes, lock, site)
                 seen.add((lock, site))
@@ -192,13 +193,13 @@ def test_go_tool_pprof_top_reads_profile(tmp_path):
 
 def test_profile_argument_checks():
     with pytest.raises(ValueError, match="mcache"):
-        profile(mcache="shared", ops=10)
+        profile(mcache="global", ops=10)
     with pytest.raises(ValueError, match="mcentral"):
         profile(mcentral="lockfree", ops=10)
     with pytest.raises(ValueError, match="size"):
         profile(size=64, sizes=[16, 32], ops=10)
     with pytest.raises(SystemExit):
-        main(["profile", "--mcache", "shared"])
+        main(["profile", "--mcache", "global"])
 
 
 

@@ -40,6 +40,8 @@ SHORT = {
                                             "pagecache": True}),
     "prodcons-go113": ("prodcons", {"gogc": 100, "sizeclasses": "go1.13"}),
     "prodcons-locked-spanset": ("prodcons", {"gogc": 50, "mcache": "locked", "mcentral": "spanset"}),
+    "larson-shared": ("larson", {"gogc": 100, "mcache": "shared"}),
+    "mstress-shared-pagecache": ("mstress", {"gogc": 50, "mcache": "shared", "pagecache": True}),
     "mstress-go113": ("mstress", {"gogc": 100, "sizeclasses": "go1.13"}),
     "mstress-nomcache-pagecache": ("mstress", {"gogc": None, "sizeclasses": "go1.19", "mcache": "none",
                                                "pagecache": True}),

@@ -17,12 +17,12 @@ import random
 import sys
 
 from goruntime import MCACHE_MODES, Runtime, check_modes
+from goruntime.runtime import LOCK_CLASSES
 from goruntime.cmd.flags import SWEEP_DEFAULTS, add_workload_args
 from goruntime.cmd.report import _ns, _rate, format_columns, mode_label
 
 DEFAULT_MS = tuple(SWEEP_DEFAULTS["ms"])
 DEFAULT_SIZES = tuple(SWEEP_DEFAULTS["sizes"])
-LOCK_CLASSES = ("mcentral", "mheap", "sched", "mcache")
 
 # What a cell runs when its dict leaves a key out.
 CELL_DEFAULTS = {"ms": 1, "mcache": "lockfree", "mcentral": "mutex", "pagecache": False,

@@ -41,6 +41,7 @@ STOPTHEWORLD = SITE_NAMES[LockSite.SITE_STW]
 MCACHELOCK = SITE_NAMES[LockSite.SITE_MCACHE]
 PAGECACHE = SITE_NAMES[LockSite.SITE_PCACHE]
 OTHERLOCK = SITE_NAMES[LockSite.SITE_OTHER]
+SHAREDLOCK = SITE_NAMES[LockSite.SITE_SHARED]
 # Frames of the stacks that lead to a site but take no lock themselves.
 MALLOCGC = "runtime.mallocgc"
 HEAPALLOC = "runtime.(*mheap).alloc"
@@ -68,6 +69,7 @@ SITE_STACKS = {
     ("sched", RELEASEP): (RELEASEP, "runtime.handoffp"),
     ("sched", STOPTHEWORLD): (STOPTHEWORLD, GCSTART),
     ("mcache", MCACHELOCK): (MCACHELOCK, MALLOCGC),
+    ("sharedcache", SHAREDLOCK): (SHAREDLOCK, MALLOCGC),
 }
 
 # Go source files, for pprof's Function.filename.
@@ -75,6 +77,7 @@ GO_FILES = {
     MALLOCGC: "runtime/malloc.go", LARGEALLOC: "runtime/malloc.go",
     "runtime.(*mcache).refill": "runtime/mcache.go", "runtime.(*mcache).nextFree": "runtime/malloc.go",
     "runtime.(*mcache).releaseAll": "runtime/mcache.go", MCACHELOCK: "runtime/mcache.go",
+    SHAREDLOCK: "runtime/mcache.go",
     CACHESPAN: "runtime/mcentral.go", UNCACHESPAN: "runtime/mcentral.go", GROW: "runtime/mcentral.go",
     HEAPALLOC: "runtime/mheap.go", "runtime.(*mheap).allocSpan": "runtime/mheap.go",
     PAGECACHE: "runtime/mpagecache.go", FREESPAN: "runtime/mheap.go", SWEEP: "runtime/mgcsweep.go",
@@ -190,6 +193,8 @@ class Profile:
                    (("lock", "mcentral"), ("spanclass", spc), ("size", s["size"])), s)
         for p, s in sorted(_stats_keys(ls.get("mcaches") or {}).items()):
             yield "mcache", p, f"mcache[P{p}]", (("lock", "mcache"), ("p", p)), s
+        if ls.get("sharedcache") is not None:
+            yield "sharedcache", None, "shared mcache", (("lock", "sharedcache"),), ls["sharedcache"]
 
     def _classes(self):
         ls = self.lockstats
@@ -197,6 +202,8 @@ class Profile:
                ("sched", "sched", ls["sched"])]
         if ls.get("mcache") is not None:
             out.append(("mcache", "mcache (all Ps)", ls["mcache"]))
+        if ls.get("sharedcache") is not None:
+            out.append(("sharedcache", "shared mcache", ls["sharedcache"]))
         return out
 
     def _row(self, lock_class, instance, name, stats):
@@ -354,7 +361,7 @@ class Profile:
         out.append("")
 
         taken = [(name, s) for c, _, name, _, s in self._instances()
-                 if c in ("mcentral", "mcache") and s["acquisitions"]]
+                 if c in ("mcentral", "mcache", "sharedcache") and s["acquisitions"]]
         inst = [(name, s) for name, s in taken if s["contended"]]
         busiest = sorted(inst, key=lambda x: (x[1]["wait_ns"], x[1]["contended"],
                                               x[1]["acquisitions"]), reverse=True)
@@ -384,7 +391,7 @@ class Profile:
         out.append("wait times (log2 buckets, one character per doubling; p50/p99 are bucket bounds)")
         hist_rows = []
         waited = sorted((self._row(c, i, n, s) for c, i, n, _, s in self._instances()
-                         if c in ("mcentral", "mcache") and s["contended"]),
+                         if c in ("mcentral", "mcache", "sharedcache") and s["contended"]),
                         key=lambda row: (row["wait_ns"], row["contended"]), reverse=True)
         for row in classes + waited[:top]:
             if row["contended"]:

@@ -57,6 +57,8 @@ def lock_rows(lockstats, top=5):
             rows.append((name, lockstats[name]))
     if lockstats.get("mcache") and lockstats["mcache"]["contended"]:
         rows.append(("mcache (all Ps)", lockstats["mcache"]))
+    if lockstats.get("sharedcache") and lockstats["sharedcache"]["contended"]:
+        rows.append(("shared mcache", lockstats["sharedcache"]))
     return rows
 
 
@@ -64,6 +66,9 @@ def uncontended_note(lockstats):
     """What a lock table leaves out: "never contended, not shown: mheap, 12 of 14 mcentrals
     taken"; "" if every lock taken waited at least once. Locks never taken are not counted."""
     left = [name for name in ("mheap", "sched") if not lockstats[name]["contended"]]
+    shared = lockstats.get("sharedcache")
+    if shared and shared["acquisitions"] and not shared["contended"]:
+        left.append("shared mcache")
     for group, plural in (("mcentrals", "mcentrals"), ("mcaches", "per-P mcache locks")):
         taken = [s for s in (lockstats.get(group) or {}).values() if s["acquisitions"]]
         quiet = sum(1 for s in taken if not s["contended"])
