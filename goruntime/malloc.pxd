@@ -124,7 +124,7 @@
 #       acquirep, releasep, handoffp and stop-the-world take the scheduler
 #       lock; the safe point before every allocation is one relaxed load
 #       (two more every 256 allocations, for preemption and close).
-#   Lock order: the mcache lock ("locked" mode) comes first and may be held
+#   Lock order: the mcache lock ("locked" and "shared" modes) comes first and may be held
 #   while an mcentral lock, a span set's spine lock or the mheap lock is
 #   taken; those three are never nested. gc_sema comes before the scheduler
 #   lock, and neither is taken with an allocator lock held.
@@ -132,8 +132,11 @@
 # Comparison modes (Runtime(mcache=, mcentral=, pagecache=, sizeclasses=))
 #
 #   mcache="lockfree"   Go's per-P cache, as above (default).
-#          "locked"     the same cache behind a per-P mutex, as if shared:
-#                       what the lock-free design saves.
+#          "locked"     the same cache behind a per-P mutex that only its P
+#                       takes, never contended: what the lock alone costs.
+#          "shared"     one cache for every P behind one mutex (lock site
+#                       runtime.(*sharedcache).lock): the design without per-P
+#                       caches, whose lock every allocating M contends for.
 #          "none"       no cache: each small object comes from its mcentral
 #                       under the mcentral's lock, and there are no tiny blocks.
 #   mcentral="mutex"    Go 1.13: nonempty/empty span lists under one mutex; a
@@ -142,7 +145,7 @@
 #                       and unswept halves swap roles every collection.
 #   pagecache=True      Go 1.14's per-P page cache in front of the mheap.
 #   sizeclasses="go1.19"  the size-class tables of Go 1.16 and later.
-#   The two slower mcache modes leave mallocgc through mallocgc_slow, so the
+#   The three slower mcache modes leave mallocgc through mallocgc_slow, so the
 #   lock-free path pays one load and a branch for them.
 #
 # Where each piece lives

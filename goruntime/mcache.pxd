@@ -3,7 +3,8 @@
 # and executes no atomic read-modify-write, and every counter is a plain
 # P-owned field. Only a refill reaches shared state: the mcentral, and
 # heap_live with one atomic add. (The "locked" comparison mode puts each mcache
-# behind its own mutex, as if shared.)
+# behind its own mutex, which only its P takes; the "shared" mode has one mcache
+# for every P, behind its mutex.)
 #
 # Go counterparts: runtime/mcache.go: mcache, allocmcache (mcache_init),
 # refill, releaseAll; runtime/malloc.go: (*mcache).nextFree. Go's
@@ -24,7 +25,7 @@ ctypedef struct mcache_t:
     mcentral_t** central
     mheap_t* heap
     pagecache_t* pcache         # the owning P's page cache
-    mutex_t lock                # only in the "locked" comparison mode
+    mutex_t lock                # only in the "locked" and "shared" comparison modes
     uint64_t tinyallocs         # tiny objects packed into an existing block
     uint64_t nmalloc[MAX_SIZE_CLASSES]  # small objects (and tiny blocks) by size class
     uint64_t refills
