@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from goruntime.cmd import compare
 from goruntime.cmd.main import main
 from goruntime.lock import SITE_NAMES
 from goruntime.cmd.pprof import decode_profile
@@ -136,28 +137,83 @@ def test_cli_profile_text_table(capsys):
 
 def test_cli_compare_json(capsys):
     main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "64",
-          "--ops", "2000", "--json"])
+          "--ops", "2000", "--repeat", "2", "--json"])
     cap = capsys.readouterr()
-    results = json.loads(cap.out)["results"]
-    assert [(r["ms"], r["mode"], r["size"], r["allocs"]) for r in results] == [
-        (1, "lockfree", 64, 2000), (2, "lockfree", 64, 4000)]
-    assert "[2/2] 64B-2M-lockfree" in cap.err
+    doc = json.loads(cap.out)
+    assert doc["complete"] is True
+    # Every repeat of every cell, all cells once before any a second time.
+    assert [(r["ms"], r["mode"], r["size"], r["allocs"], r["repeat"]) for r in doc["runs"]] == [
+        (1, "lockfree", 64, 2000, 0), (2, "lockfree", 64, 4000, 0),
+        (1, "lockfree", 64, 2000, 1), (2, "lockfree", 64, 4000, 1)]
+    for p in doc["points"]:
+        runs = [r["allocs_per_sec"] for r in doc["runs"] if r["ms"] == p["ms"]]
+        assert p["runs"] == 2
+        assert (p["min_allocs_per_sec"], p["max_allocs_per_sec"]) == (min(runs), max(runs))
+        assert p["allocs_per_sec"] == sum(runs) / 2            # the median of two
+    assert "[4/4] 64B-2M-lockfree run 2" in cap.err
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
 def test_cli_compare_table_and_plot(capsys, tmp_path):
     path = tmp_path / "c.png"
-    main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "16,1024",
-          "--ops", "1000", "--gogc", "off", "--plot", str(path), "-q"])
+    main(["compare", "--ms", "1,2", "--modes", "lockfree,shared", "--mcentral", "mutex", "--sizes", "16,1024",
+          "--ops", "1000", "--gogc", "off", "--repeat", "1", "--plot", str(path), "-q"])
     cap = capsys.readouterr()
     assert "GOGC=off" in cap.out and "throughput" in cap.out
-    assert re.search(r"^\s+1024B\s+2\s+\d+\.\d\d$", cap.out, re.M)
+    assert re.search(r"^\s+1024B\s+2\s+\d+\.\d\d\s+\d+\.\d\d$", cap.out, re.M)
     assert cap.err.strip() == f"goruntime compare: wrote {path}"
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_compare_rejects_bad_lists():
     for args in (["--modes", "lockfree,global"], ["--ms", "1,x"], ["--mcentral", "tree"],
-                 ["--pagecache", "maybe"]):
+                 ["--pagecache", "maybe"], ["--repeat", "0"]):
         with pytest.raises(SystemExit):
             main(["compare", *args])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_cli_compare_checks_the_plot_path_before_the_sweep(tmp_path, capsys):
+    for bad in (tmp_path / "no-such-folder" / "c.png", tmp_path / "c.notapicture"):
+        with pytest.raises(SystemExit) as e:
+            main(["compare", "--ms", "1", "--modes", "lockfree", "--sizes", "64", "--ops", "100",
+                  "--plot", str(bad)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--plot" in err and "[1/" not in err         # refused before any cell ran
+
+
+def test_cli_compare_keeps_finished_cells_when_one_fails(monkeypatch, capsys):
+    real = compare.run_cell
+
+    def run_cell(cell):
+        if cell["ms"] == 2:
+            raise MemoryError("injected: the heap cannot grow")
+        return real(cell)
+
+    monkeypatch.setattr(compare, "run_cell", run_cell)
+    assert main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "64", "--ops", "500",
+                 "--repeat", "1", "--json", "-q"]) == 1
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert doc["complete"] is False and [r["ms"] for r in doc["runs"]] == [1]
+    assert "a cell failed: MemoryError: injected" in cap.err and "1 of 2 runs finished" in cap.err
+
+
+def test_cli_compare_ctrl_c_prints_what_finished_and_exits_130(monkeypatch, capsys):
+    real = compare.run_cell
+
+    def run_cell(cell):
+        if cell["ms"] == 2:
+            raise KeyboardInterrupt
+        return real(cell)
+
+    monkeypatch.setattr(compare, "run_cell", run_cell)
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "--ms", "1,2", "--modes", "lockfree", "--mcentral", "mutex", "--sizes", "64", "--ops", "500",
+              "--repeat", "1", "-q"])
+    assert e.value.code == 130
+    cap = capsys.readouterr()
+    assert re.search(r"^\s+64B\s+1\s+\d+\.\d\d$", cap.out, re.M)      # the finished cell's row
+    assert "interrupted; 1 of 2 runs finished" in cap.err
+

@@ -262,8 +262,9 @@ def test_default_mix_brings_its_large_share(capsys):
 
 def test_compare_takes_the_shared_flags(capsys):
     main(["compare", "--gomaxprocs", "2", "--ms", "1", "--modes", "none", "--mcentral", "mutex",
-          "--sizes", "40000", "--ops", "200", "--live", "16", "--noscan", "0.25", "--seed", "9", "--json", "-q"])
-    (r,) = json.loads(capsys.readouterr().out)["results"]
+          "--sizes", "40000", "--ops", "200", "--live", "16", "--noscan", "0.25", "--seed", "9",
+          "--repeat", "1", "--json", "-q"])
+    (r,) = json.loads(capsys.readouterr().out)["runs"]
     assert (r["mcache"], r["size"], r["ops"], r["live"], r["noscan"], r["seed"]) == ("none", 40000, 200, 16, 0.25, 9)
     assert r["allocs"] == 200 and r["large_share"] == 0.0
 

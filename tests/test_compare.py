@@ -83,7 +83,8 @@ def made_up_results():
                             "allocs_per_sec": 12.5e6 / slow / n ** 0.5,
                             "lock_wait_share": 0.0 if mode == "lockfree" else 0.05 * n,
                             "acquisitions": 1000 * n, "contended": 0 if mode == "lockfree" else 10 * n,
-                            "num_gc": n, "pause_total_ns": 1500 * n})
+                            "contended_rate": 0.0 if mode == "lockfree" else 0.01, "p_wait_share": 0.0,
+                            "num_gc": n, "pause_total_ns": 1500 * n, "repeat": 0})
     return out
 
 

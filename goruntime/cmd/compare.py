@@ -2,18 +2,25 @@
 same workload. A sweep over the number of Ms, the comparison modes and the object size on a
 fixed number of Ps; each cell runs the churn kernel on a fresh Runtime.
 
+Each cell runs `repeat` times (the runs interleaved, so that a noisy moment of a shared
+machine spreads over the modes); a point of the table and the plot is the median of its
+runs, and the plot's bars span their minimum and maximum.
+
 The cells are independent, so they can be spread over processes or machines:
 
-    from goruntime.cmd.compare import cells, run_cell, format_table, plot
-    results = [run_cell(c) for c in cells(ms=[1, 2, 4], modes=["lockfree", "none"])]
-    print(format_table(results)); plot(results, "compare.png")
+    from goruntime.cmd.compare import cells, run_cell, points, format_table, plot
+    runs = [run_cell(c) for c in cells(ms=[1, 2, 4], modes=["lockfree", "shared"])]
+    print(format_table(runs)); plot(runs, "compare.png")
 
 run_cell takes and returns plain JSON-able dicts (tests/test_compare.py runs one pytest case
 per cell, which pytest-xdist spreads over workers).
 """
+import argparse
 import itertools
 import json
+import os
 import random
+import statistics
 import sys
 
 from goruntime import MCACHE_MODES, Runtime, check_modes
@@ -28,6 +35,16 @@ DEFAULT_SIZES = tuple(SWEEP_DEFAULTS["sizes"])
 CELL_DEFAULTS = {"ms": 1, "mcache": "lockfree", "mcentral": "mutex", "pagecache": False,
                  "size": 64, "gomaxprocs": 2, "duration": 1.0, "ops": None, "gogc": 100,
                  "sizeclasses": "go1.13", "live": 1024, "noscan": False, "large_share": 0.0, "seed": 1}
+
+
+# What each mode is, for the plot's legend.
+MODE_LEGEND = {
+    "lockfree": "lockfree: a cache per P, no lock (Go)",
+    "locked": "locked: a cache per P behind its own mutex, never contended",
+    "shared": "shared: one cache for every P behind one mutex",
+    "none": "none: every object from its mcentral, under its mutex",
+}
+_VARIANT_LEGEND = {"spanset": "Go 1.15 lock-free span-set mcentral", "pagecache": "Go 1.14 per-P page cache"}
 
 
 class PlotUnavailable(ImportError):
@@ -102,15 +119,62 @@ def run_cell(cell):
     return out
 
 
-def sweep(cell_list, progress=None):
-    """Runs the cells one after the other (they would disturb each other's timing if run
-    side by side on the same cores); progress(i, n, result) after each."""
-    results = []
-    for i, cell in enumerate(cell_list):
-        results.append(run_cell(cell))
-        if progress:
-            progress(i + 1, len(cell_list), results[-1])
-    return results
+class SweepStopped(Exception):
+    """A sweep that did not finish: .runs holds the runs that did, .cause what stopped it."""
+
+    def __init__(self, runs, cause):
+        super().__init__(f"the sweep stopped after {len(runs)} runs: {cause!r}")
+        self.runs = runs
+        self.cause = cause
+
+
+def sweep(cell_list, repeat=1, progress=None):
+    """Runs every cell `repeat` times, one run at a time (runs side by side on the same cores
+    would disturb each other's timing), all cells once before any a second time;
+    progress(i, n, run) after each. Each run is its cell's result with "repeat" (0-based).
+    A failing cell or Ctrl-C raises SweepStopped carrying the runs that finished."""
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat must be a positive int, not {repeat!r}")
+    runs = []
+    n = len(cell_list) * repeat
+    try:
+        for k in range(repeat):
+            for cell in cell_list:
+                run = run_cell(cell)
+                run["repeat"] = k
+                runs.append(run)
+                if progress:
+                    progress(len(runs), n, run)
+    except (Exception, KeyboardInterrupt) as e:
+        raise SweepStopped(runs, e) from e
+    return runs
+
+
+# The figures a point summarises by their median, with their minimum and maximum.
+SUMMARISED = ("allocs_per_sec", "lock_wait_share", "p_wait_share", "contended_rate", "num_gc",
+              "pause_total_ns")
+
+
+def points(runs):
+    """One point per cell: the cell, "runs" (how many), and for each SUMMARISED figure its
+    median (under the figure's own name) and its "min_"/"max_" over the runs."""
+    groups = {}
+    for r in runs:
+        key = tuple((k, r[k]) for k in CELL_DEFAULTS if k != "seed")
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, rs in groups.items():
+        p = dict(key)
+        p.update(mode=rs[0]["mode"], seed=rs[0]["seed"], runs=len(rs))
+        for f in SUMMARISED:
+            values = [r[f] for r in rs]
+            p[f] = statistics.median(values)
+            p["min_" + f] = min(values)
+            p["max_" + f] = max(values)
+        p["contended"] = statistics.median(r["contended"] for r in rs)
+        p["acquisitions"] = statistics.median(r["acquisitions"] for r in rs)
+        out.append(p)
+    return out
 
 
 def _unique(xs):
@@ -127,10 +191,12 @@ METRICS = (
 )
 
 
-def format_table(results):
-    """The comparison: one block per figure, a row per (size, Ms), a column per mode."""
-    if not results:
+def format_table(runs):
+    """The comparison: one block per figure, a row per (size, Ms), a column per mode; each
+    figure the median of the cell's runs."""
+    if not runs:
         return "goruntime compare: no cells"
+    results = points(runs)
     modes = _unique(r["mode"] for r in results)
     keys = _unique((r["size"], r["ms"]) for r in results)
     by = {(r["size"], r["ms"], r["mode"]): r for r in results}
@@ -138,8 +204,10 @@ def format_table(results):
     work = (f"{first['ops']:,} allocations per M" if first.get("ops")
             else f"{first['duration']:g} s per cell")
     gogc = first["gogc"] if first["gogc"] is not None else "off"
+    repeats = sorted({r["runs"] for r in results})
     out = [f"goruntime compare: churn on GOMAXPROCS={first['gomaxprocs']}, {work}, GOGC={gogc}, "
-           f"size classes {first['sizeclasses']}, live {first['live']}/M, seed {first['seed']}"]
+           f"size classes {first['sizeclasses']}, live {first['live']}/M, seed {first['seed']}; "
+           f"median of {'/'.join(map(str, repeats))} run{'s' if repeats != [1] else ''} per cell"]
     blocks = [(title, [[f"{size}B", str(n)] + [fmt(by[size, n, m]) if (size, n, m) in by else "-"
                                                 for m in modes]
                        for size, n in keys])
@@ -165,39 +233,72 @@ def _matplotlib():
     return Figure, FigureCanvasAgg
 
 
-def plot(results, path):
-    """Throughput and lock wait against the number of Ms, one line per mode, one column of
-    panels per object size; written as PNG with matplotlib's Agg backend."""
+def mode_legend(mode):
+    """The legend of a mode label such as "none+spanset": what the design is."""
+    mcache, *variants = mode.split("+")
+    return "; ".join([MODE_LEGEND.get(mcache, mcache)] + [_VARIANT_LEGEND.get(v, v) for v in variants])
+
+
+def check_plot_path(path):
+    """Raises ValueError unless a picture can be written at path: checked before a sweep,
+    not after it. Needs matplotlib (PlotUnavailable otherwise)."""
     Figure, FigureCanvasAgg = _matplotlib()
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    kinds = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if ext not in kinds:
+        raise ValueError(f"--plot {path!r}: the name must end in one of "
+                         f"{', '.join('.' + k for k in sorted(kinds))}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--plot {path!r}: no folder {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"--plot {path!r}: cannot write there")
+
+
+def plot(runs, path):
+    """Throughput and lock wait against the number of Ms, one line per mode (the median of
+    each cell's runs, bars from the slowest to the fastest run), one column of panels per
+    object size, a dashed line where Ms = GOMAXPROCS. Panels in a row share their y scale."""
+    Figure, FigureCanvasAgg = _matplotlib()
+    results = points(runs)
     sizes = _unique(r["size"] for r in results)
     modes = _unique(r["mode"] for r in results)
     ms = sorted(_unique(r["ms"] for r in results))
-    fig = Figure(figsize=(4.5 * len(sizes) + 0.5, 7), layout="constrained")
+    first = results[0]
+    fig = Figure(figsize=(4.8 * len(sizes) + 1.5, 8), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, len(sizes), squeeze=False, sharex=True)
+    axes = fig.subplots(2, len(sizes), squeeze=False, sharex=True, sharey="row")
+    panels = (("allocs_per_sec", 1e-6, "throughput (M allocs/s, all Ms)"),
+              ("lock_wait_share", 100.0, "Ms' time waiting on locks (%)"))
     for j, size in enumerate(sizes):
-        top, bottom = axes[0][j], axes[1][j]
-        for mode in modes:
-            pts = sorted((r["ms"], r) for r in results if r["size"] == size and r["mode"] == mode)
-            if not pts:
-                continue
-            xs = [n for n, _ in pts]
-            top.plot(xs, [r["allocs_per_sec"] / 1e6 for _, r in pts], marker="o", label=mode)
-            bottom.plot(xs, [100 * r["lock_wait_share"] for _, r in pts], marker="o", label=mode)
-        top.set_title(f"{size} B objects")
-        top.set_ylabel("throughput (M allocs/s)")
-        bottom.set_ylabel("time waiting on locks (%)")
-        bottom.set_xlabel("Ms")
-        for ax in (top, bottom):
+        for row, (figure, scale, label) in enumerate(panels):
+            ax = axes[row][j]
+            for mode in modes:
+                pts = sorted((r["ms"], r) for r in results if r["size"] == size and r["mode"] == mode)
+                if not pts:
+                    continue
+                xs = [n for n, _ in pts]
+                ys = [r[figure] * scale for _, r in pts]
+                lo = [y - r["min_" + figure] * scale for y, (_, r) in zip(ys, pts)]
+                hi = [r["max_" + figure] * scale - y for y, (_, r) in zip(ys, pts)]
+                ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=mode_legend(mode))
+            ax.axvline(first["gomaxprocs"], color="gray", linestyle="--", linewidth=1,
+                       label=f"Ms = GOMAXPROCS ({first['gomaxprocs']})")
+            if row == 0:
+                ax.set_title(f"{size} B objects")
+            if j == 0:
+                ax.set_ylabel(label)
             ax.set_xscale("log", base=2)
             ax.set_xticks(ms)
             ax.set_xticklabels([str(n) for n in ms])
             ax.set_ylim(bottom=0)
             ax.grid(True, alpha=0.3)
-    axes[0][0].legend(title="mode")
-    first = results[0]
-    work = f"{first['ops']:,} allocs/M" if first.get("ops") else f"{first['duration']:g} s per point"
-    fig.suptitle(f"goruntime compare: GOMAXPROCS={first['gomaxprocs']}, {work}")
+        axes[1][j].set_xlabel("Ms (OS threads allocating)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=1, title="mcache mode")
+    work = f"{first['ops']:,} allocs/M" if first.get("ops") else f"{first['duration']:g} s per run"
+    fig.suptitle(f"goruntime compare: churn on GOMAXPROCS={first['gomaxprocs']}, {work}\n"
+                 f"median of {first['runs']} runs (bars: min to max)")
     fig.savefig(path, dpi=110)
     return path
 
@@ -212,16 +313,29 @@ def register(sub):
                        "--mcache (or --modes), --mcentral and --pagecache take comma-separated lists; "
                        "the other flags are those of `goruntime run`, for every cell.")
     add_workload_args(p, sweep=True)
+    p.add_argument("--repeat", type=_positive_int, default=3,
+                   help="runs per cell; the table and the plot show the median, the plot's bars "
+                        "the min and max (default 3)")
     p.add_argument("--plot", metavar="FILE.png", default=None,
                    help="draw throughput and lock wait against Ms (needs goruntime[plot])")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_compare)
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive number of runs: {text!r}")
+    return value
+
+
 def cmd_compare(args):
     if args.plot:
         try:
-            _matplotlib()               # fail before the sweep, not after it
+            check_plot_path(args.plot)      # fail before the sweep, not after it
         except PlotUnavailable as e:
             sys.exit(f"goruntime compare: {e}")
     # One seed for every cell, so that all modes see the same workload.
@@ -232,14 +346,26 @@ def cmd_compare(args):
                  noscan=args.noscan, large_share=args.large_share or 0.0, seed=seed)
 
     def progress(i, n, r):
-        print(f"[{i}/{n}] {cell_id(r)}: {r['allocs_per_sec'] / 1e6:.2f} M allocs/s, "
+        print(f"[{i}/{n}] {cell_id(r)} run {r['repeat'] + 1}: {r['allocs_per_sec'] / 1e6:.2f} M allocs/s, "
               f"lock wait {100 * r['lock_wait_share']:.2f}%", file=sys.stderr, flush=True)
 
-    results = sweep(todo, None if args.quiet else progress)
-    if args.plot:
-        plot(results, args.plot)
+    stopped = None
+    try:
+        runs = sweep(todo, args.repeat, None if args.quiet else progress)
+    except SweepStopped as e:
+        stopped, runs = e, e.runs
+        what = ("interrupted" if isinstance(e.cause, KeyboardInterrupt)
+                else f"a cell failed: {type(e.cause).__name__}: {e.cause}")
+        print(f"goruntime compare: {what}; {len(runs)} of {len(todo) * args.repeat} runs "
+              f"finished, shown below", file=sys.stderr, flush=True)
+    if args.plot and runs:
+        plot(runs, args.plot)
         print(f"goruntime compare: wrote {args.plot}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"results": results}, indent=1))
+        print(json.dumps({"runs": runs, "points": points(runs), "complete": stopped is None}, indent=1))
     else:
-        print(format_table(results))
+        print(format_table(runs))
+    if stopped is not None:
+        if isinstance(stopped.cause, KeyboardInterrupt):
+            raise stopped.cause
+        return 1
