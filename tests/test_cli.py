@@ -217,3 +217,45 @@ def test_cli_compare_ctrl_c_prints_what_finished_and_exits_130(monkeypatch, caps
     assert re.search(r"^\s+64B\s+1\s+\d+\.\d\d$", cap.out, re.M)      # the finished cell's row
     assert "interrupted; 1 of 2 runs finished" in cap.err
 
+
+
+# -- goruntime explain -----------------------------------------------------------------
+
+def test_cli_explain_a_small_size_then_its_requests(capsys):
+    main(["explain", "24", "--json"])
+    e = json.loads(capsys.readouterr().out)
+    # Go 1.13 rounds 24 B up to its 32 B class (Go 1.16 added a 24 B class).
+    assert (e["path"], e["sizeclass"], e["class_size"], e["waste"], e["spanclass"]) == ("small", 3, 32, 8, 6)
+    assert (e["npages"], e["nelems"], e["tail_waste"]) == (1, 256, 0)
+    first, second = e["requests"]
+    sites = {(m["lock"], m["site"]) for m in first["locks"]}
+    assert sites == {("mcentral", "runtime.(*mcentral).cacheSpan"), ("mcentral", "runtime.(*mcentral).grow"),
+                     ("mheap", "runtime.(*mcentral).grow")}
+    assert first["arenas_reserved"] == 1
+    assert second["locks"] == [] and second["arenas_reserved"] == 0     # an mcache hit
+    assert second["addr"] == first["addr"] + 32
+    main(["explain", "24", "--go", "1.19", "--json"])
+    assert json.loads(capsys.readouterr().out)["class_size"] == 24
+
+
+def test_cli_explain_tiny_and_large(capsys):
+    main(["explain", "8", "--noscan", "--json"])
+    tiny = json.loads(capsys.readouterr().out)
+    assert (tiny["path"], tiny["class_size"], tiny["spanclass"]) == ("tiny", 16, 5)
+    assert tiny["requests"][1]["locks"] == [] and tiny["requests"][1]["addr"] == tiny["requests"][0]["addr"] + 8
+    main(["explain", "40000"])
+    text = capsys.readouterr().out
+    assert "large (> 32 KiB)" in text and "40,960 B (5 pages of 8 KiB), waste 960 B" in text
+    assert text.count("took the mheap lock in runtime.largeAlloc") == 2
+
+
+def test_cli_explain_table_and_bad_sizes(capsys):
+    main(["explain", "--sizes", "1-64"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + 64
+    assert lines[2 + 32].split()[:4] == ["33", "small", "4", "48"]
+    for bad in (["explain", "-5"], ["explain", "lots"], ["explain", "--sizes", "9-3"], ["explain"],
+                ["explain", "8", "--sizes", "1-2"]):
+        with pytest.raises(SystemExit) as e:
+            main(bad)
+        assert e.value.code == 2, bad

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from goruntime.cmd import compare, profile
+from goruntime.cmd import compare, explain, profile
 from goruntime.cmd.flags import add_workload_args, run_command, run_kwargs, runtime_kwargs
 from stress import runner
 
@@ -53,6 +53,7 @@ def parser():
     profile.register(sub)
     compare.register(sub)
     runner.register(sub)
+    explain.register(sub)
     return p
 
 
