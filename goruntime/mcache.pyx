@@ -6,7 +6,7 @@ from libc.stdint cimport int64_t
 from goruntime.sys cimport xadd64, GR_ASSERT
 from goruntime.lock cimport mutex_init, mutex_stats
 from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan, MCENTRAL_SPANSET
-from goruntime.mspan cimport nextFreeIndex, span_info, SPAN_INUSE
+from goruntime.mspan cimport nextFreeIndex, SPAN_INUSE, spanview_t, span_copy, make_span
 
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil:
@@ -78,9 +78,15 @@ cdef void mcache_releaseAll(mcache_t* c) noexcept nogil:
 
 
 cdef list mcache_spans(mcache_t* c):
-    """span_info of every cached span, by span class."""
-    return [span_info(c.alloc[i]) for i in range(MAX_SPAN_CLASSES)
-            if c.alloc[i] != &c.heap.emptyspan]
+    """A view (Span) of every cached span, by span class."""
+    cdef spanview_t v
+    cdef int i
+    out = []
+    for i in range(MAX_SPAN_CLASSES):
+        if c.alloc[i] != &c.heap.emptyspan:
+            span_copy(c.alloc[i], c.heap.sweepgen, &v)
+            out.append(make_span(&v, "mcache"))
+    return out
 
 
 cdef class MCache:

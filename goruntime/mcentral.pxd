@@ -13,7 +13,7 @@
 # finds unswept; here the sweep is over before any cacheSpan can run.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.lock cimport mutex_t
-from goruntime.mspan cimport mspan_t, mspanlist_t
+from goruntime.mspan cimport mspan_t, mspanlist_t, spanview_t
 from goruntime.mspanset cimport spanset_t
 from goruntime.mheap cimport mheap_t, pagecache_t
 from goruntime.sizeclasses cimport spanClassSizeclass, spanClassNoscan
@@ -38,6 +38,16 @@ cdef void mcentral_destroy(mcentral_t* c) noexcept nogil
 cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil
 cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil
 cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp, bint* grew) noexcept nogil
+
+# The lists a view can read: Go 1.13's two, or Go 1.15's two sets (each with
+# both its swept and unswept halves).
+cpdef enum CentralList:
+    LIST_NONEMPTY = 0
+    LIST_EMPTY = 1
+    LIST_PARTIAL = 2
+    LIST_FULL = 3
+
+cdef spanview_t* mcentral_snapshot(mcentral_t* c, int which, size_t* n) noexcept nogil
 
 
 cdef inline spanset_t* partialSwept(mcentral_t* c, uint32_t sg) noexcept nogil:

@@ -2,14 +2,15 @@
 # mcentral: runtime/mcentral.go's cacheSpan, uncacheSpan and grow, in both
 # designs (see mcentral.pxd). mcentral_allocObject has no Go counterpart: it
 # serves the "none" mcache mode, where every small object comes from here.
+from libc.stdlib cimport malloc
 from libc.string cimport memset
 from goruntime.sys cimport xadd64, GR_ASSERT
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,
     SITE_CACHESPAN, SITE_UNCACHESPAN, SITE_GROW)
 from goruntime.mheap cimport mheap_alloc
 from goruntime.mspan cimport (list_insert, list_insertBack, list_remove, refillAllocCache,
-    nextFreeIndex)
-from goruntime.mspanset cimport spanset_init, spanset_destroy, spanset_push, spanset_pop
+    nextFreeIndex, span_copy)
+from goruntime.mspanset cimport spanset_init, spanset_destroy, spanset_push, spanset_pop, spanset_len, spanset_at
 
 
 cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap, int mode) noexcept nogil:
@@ -137,6 +138,55 @@ cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp
     return x
 
 
+cdef spanview_t* mcentral_snapshot(mcentral_t* c, int which, size_t* n) noexcept nogil:
+    """Copies of the spans on one of c's lists (a malloc'd array of n[0], the caller
+    frees it; NULL if out of memory). The caller keeps the lists still: the world
+    is stopped."""
+    cdef mspanlist_t* lst
+    cdef spanset_t* sets[2]
+    cdef spanview_t* out
+    cdef mspan_t* s
+    cdef uint64_t k, i, total = 0
+    if which == LIST_NONEMPTY or which == LIST_EMPTY:
+        lst = &c.nonempty if which == LIST_NONEMPTY else &c.empty
+        out = <spanview_t*>malloc((lst.count + 1) * sizeof(spanview_t))
+        if out == NULL:
+            return NULL
+        s = lst.first
+        while s != NULL:
+            span_copy(s, c.heap.sweepgen, &out[total])
+            total += 1
+            s = s.next
+    else:
+        sets[0] = &c.partial[0] if which == LIST_PARTIAL else &c.full[0]
+        sets[1] = &c.partial[1] if which == LIST_PARTIAL else &c.full[1]
+        out = <spanview_t*>malloc((spanset_len(sets[0]) + spanset_len(sets[1]) + 1) * sizeof(spanview_t))
+        if out == NULL:
+            return NULL
+        for k in range(2):
+            for i in range(spanset_len(sets[k])):
+                s = spanset_at(sets[k], i)
+                if s != NULL:
+                    span_copy(s, c.heap.sweepgen, &out[total])
+                    total += 1
+    n[0] = total
+    return out
+
+
+class SpanList(list):
+    """The spans of one mcentral list, as they were when it was read."""
+
+    def __init__(self, spans, name):
+        super().__init__(spans)
+        self.name = name
+
+    def __repr__(self):
+        used = sum(s.allocCount for s in self)
+        slots = sum(s.nelems for s in self)
+        head = f"<{self.name}: {len(self)} span{'s' if len(self) != 1 else ''}, {used}/{slots} slots allocated"
+        return head + ("" if not self else ":\n  " + "\n  ".join(map(repr, self))) + ">"
+
+
 cdef class MCentral:
     """The central free list of one span class (a view into the Runtime's array)."""
 
@@ -154,3 +204,44 @@ cdef class MCentral:
 
     def lockstats(self):
         return mutex_stats(&self.c.lock)
+
+    # The lists, read with the world stopped (by the Runtime) and copied: reading them
+    # flushes no mcache and takes no lock these figures count.
+
+    @property
+    def nonempty(self):
+        """Go 1.13: the spans with a free slot (mcentral="mutex")."""
+        return self._list(LIST_NONEMPTY, "nonempty")
+
+    @property
+    def empty(self):
+        """Go 1.13: the spans with no free slot, and those cached in an mcache."""
+        return self._list(LIST_EMPTY, "empty")
+
+    @property
+    def partial(self):
+        """Go 1.15: the spans with a free slot (mcentral="spanset"), both halves."""
+        return self._list(LIST_PARTIAL, "partial")
+
+    @property
+    def full(self):
+        """Go 1.15: the spans with no free slot (mcentral="spanset"), both halves."""
+        return self._list(LIST_FULL, "full")
+
+    def _list(self, int which, str name):
+        spanset = self.c.mode == MCENTRAL_SPANSET
+        if spanset != (which in (LIST_PARTIAL, LIST_FULL)):
+            raise AttributeError(f"an mcentral in the {'spanset' if spanset else 'mutex'} mode has "
+                                 f"{'partial and full' if spanset else 'nonempty and empty'}, not {name}")
+        spans = self.owner._central_list(self.c.spanclass, which, f"mcentral[{self.spanclass}].{name}")
+        kind = "noscan" if self.noscan else "scan"
+        return SpanList(spans, f"mcentral[{self.spanclass}] ({self.elemsize} B {kind}).{name}")
+
+    @property
+    def elemsize(self):
+        return self.c.heap.sc.class_to_size[spanClassSizeclass(self.c.spanclass)]
+
+    def __repr__(self):
+        kind = "noscan" if self.noscan else "scan"
+        mode = "spanset" if self.c.mode == MCENTRAL_SPANSET else "mutex"
+        return f"<mcentral[{self.spanclass}] {self.elemsize} B {kind} ({mode})>"

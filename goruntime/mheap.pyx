@@ -19,7 +19,7 @@ from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     loadp, storep, xadd64, load_acquire32, store_release32, GR_ASSERT)
 from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
-    list_insert, list_remove, span_info)
+    list_insert, list_remove, spanview_t, span_copy, make_span)
 
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil:
     memset(h, 0, sizeof(mheap_t))
@@ -471,12 +471,14 @@ cdef class MHeap:
         unlock(&self.h.lock)
 
     def span_of(self, addr):
-        """Facts about the in-use span holding addr, or None."""
+        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None."""
         self._check()
+        cdef spanview_t v
         cdef mspan_t* s = spanOf(self.h, addr) if 0 <= addr < 2**64 else NULL
         if s == NULL:
             return None
-        return span_info(s)
+        span_copy(s, self.h.sweepgen, &v)
+        return make_span(&v, "")
 
     def lockstats(self):
         self._check()

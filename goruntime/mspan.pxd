@@ -65,7 +65,34 @@ ctypedef mspanlist mspanlist_t
 cdef int span_alloc_bits(mspan_t* s) noexcept nogil
 cdef void span_free_bits(mspan_t* s) noexcept nogil
 cdef uint32_t span_count_alloc(mspan_t* s) noexcept nogil
-cdef dict span_info(mspan_t* s)
+
+# A span's fields copied out in C, under whatever keeps it still (a lock, the
+# world stopped), so that the Python view is built afterwards: no Python code
+# runs while a runtime lock is held.
+ctypedef struct spanview_t:
+    uintptr_t base
+    uintptr_t npages
+    uint16_t spanclass
+    uint8_t state
+    uint8_t needzero
+    uintptr_t elemsize
+    uint32_t nelems
+    uint32_t allocCount
+    uint32_t freeindex
+    uint32_t sweepgen
+    uint32_t heap_sweepgen
+    uint32_t allocated          # set bits of allocBits
+    uint64_t allocCache
+
+cdef void span_copy(mspan_t* s, uint32_t heap_sweepgen, spanview_t* out) noexcept nogil
+
+
+cdef class Span:
+    cdef spanview_t v
+    cdef readonly str where
+
+
+cdef Span make_span(spanview_t* v, str where)
 
 
 cdef inline void refillAllocCache(mspan_t* s, uint32_t whichWord) noexcept nogil:

@@ -11,6 +11,7 @@ write and verify have no Go counterpart: liveness is explicit here, and the
 accesses are checked against the object's extent."""
 import os
 import threading
+from collections.abc import Mapping
 cimport cython
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free
@@ -19,7 +20,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock, assertions_enabled
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
 from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
-from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, MCentral,
+from goruntime.mspan cimport spanview_t, make_span
+from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, mcentral_snapshot, MCentral,
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
 from goruntime.mcache cimport mcache_init, make_MCache
 from goruntime.runtime2 cimport MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED, num_mcaches, mcache_holder
@@ -98,18 +100,80 @@ def _check_addr(addr):
         raise TypeError(f"address must be an int, not {type(addr).__name__}")
 
 
-class MemStats:
-    """Go's runtime.MemStats: attributes carry Go's field names and meanings."""
+def _bytes(n):
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
 
-    def __init__(self, fields):
-        self.__dict__.update(fields)
+
+class BySizeEntry(tuple):
+    """One entry of MemStats.BySize, as Go's: Size, Mallocs, Frees (and, for old code,
+    entry["Size"] too)."""
+    __slots__ = ()
+    _FIELDS = ("Size", "Mallocs", "Frees")
+
+    def __new__(cls, Size, Mallocs, Frees):
+        return super().__new__(cls, (Size, Mallocs, Frees))
+
+    Size = property(lambda self: tuple.__getitem__(self, 0))
+    Mallocs = property(lambda self: tuple.__getitem__(self, 1))
+    Frees = property(lambda self: tuple.__getitem__(self, 2))
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._FIELDS.index(key))
+        return tuple.__getitem__(self, key)
 
     def as_dict(self):
-        return dict(self.__dict__)
+        return dict(zip(self._FIELDS, self))
 
     def __repr__(self):
-        return (f"MemStats(HeapAlloc={self.HeapAlloc}, HeapInuse={self.HeapInuse}, "
-                f"HeapSys={self.HeapSys}, Mallocs={self.Mallocs}, Frees={self.Frees}, NumGC={self.NumGC})")
+        return f"BySize(Size={self.Size}, Mallocs={self.Mallocs}, Frees={self.Frees})"
+
+
+class MemStats(Mapping):
+    """Go's runtime.MemStats, one snapshot: attributes carry Go's field names and meanings
+    (BySize entries too), and it reads as a mapping of those names. It never changes:
+    build a new one to alter a field (MemStats({**ms, "NumGC": 3}))."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields):
+        fields = dict(fields)
+        fields["BySize"] = tuple(b if isinstance(b, BySizeEntry) else BySizeEntry(b["Size"], b["Mallocs"], b["Frees"])
+                                 for b in fields.get("BySize", ()))
+        object.__setattr__(self, "_fields", fields)
+
+    def __getattr__(self, name):
+        try:
+            return object.__getattribute__(self, "_fields")[name]
+        except KeyError:
+            raise AttributeError(f"MemStats has no field {name!r}") from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a MemStats snapshot is read-only")
+
+    def __getitem__(self, name):
+        return self._fields[name]
+
+    def __iter__(self):
+        return iter(self._fields)
+
+    def __len__(self):
+        return len(self._fields)
+
+    def as_dict(self):
+        """The fields as plain JSON-able values (BySize entries as dicts)."""
+        out = dict(self._fields)
+        out["BySize"] = [b.as_dict() for b in out["BySize"]]
+        return out
+
+    def __repr__(self):
+        return (f"MemStats(HeapAlloc={_bytes(self.HeapAlloc)}, HeapInuse={_bytes(self.HeapInuse)}, "
+                f"HeapIdle={_bytes(self.HeapIdle)}, HeapSys={_bytes(self.HeapSys)}, "
+                f"HeapObjects={self.HeapObjects:,}, Mallocs={self.Mallocs:,}, Frees={self.Frees:,}, "
+                f"NumGC={self.NumGC}, PauseTotalNs={self.PauseTotalNs / 1e6:.3f} ms)")
 
 
 cdef class _Proc:
@@ -434,8 +498,39 @@ cdef class Runtime:
                 pthread_mutex_unlock(&self.rt.sched.gc_sema)
             self._end_call()
 
+    def _central_list(self, int spanclass, int which, str where):
+        """Span views of one mcentral list, copied with the world stopped (nothing but C
+        runs meanwhile) and built once it restarts; for MCentral's list properties."""
+        cdef spanview_t* copies = NULL
+        cdef size_t i, n = 0
+        if not 0 <= spanclass < self.rt.sc.num_classes * 2:
+            raise ValueError(f"span class {spanclass} out of range")
+        self._begin_call()
+        try:
+            with nogil:
+                pthread_mutex_lock(&self.rt.sched.gc_sema)
+                stopTheWorld(self.rt, NULL)
+                copies = mcentral_snapshot(self.rt.central[spanclass], which, &n)
+                startTheWorld(self.rt, NULL)
+                pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        finally:
+            self._end_call()
+        if copies == NULL:
+            raise MemoryError("cannot copy the span list")
+        try:
+            return [make_span(&copies[i], where) for i in range(n)]
+        finally:
+            free(copies)
+
+    def span_of(self, addr):
+        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None."""
+        self._check_open()
+        return self.heap.span_of(addr)
+
     def memstats(self):
-        """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats)."""
+        """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats).
+        Like Go 1.13's updatememstats it flushes every mcache first, so the spans they held
+        go back to their mcentrals (the views of mcaches and mcentrals never flush)."""
         return MemStats(self._world_stopped(lambda: read_memstats(self.rt)))
 
     def verify(self):
@@ -499,6 +594,13 @@ cdef class Runtime:
             self._end_call()
 
     # -- lifetime -------------------------------------------------------------
+
+    def __repr__(self):
+        m = self.modes
+        gogc = "off" if self.rt == NULL or self.rt.gogc < 0 else self.rt.gogc
+        return (f"<Runtime GOMAXPROCS={len(self.ps)} sizeclasses={self.sizeclasses.version} GOGC={gogc} "
+                f"mcache={m['mcache']} mcentral={m['mcentral']} pagecache={m['pagecache']}"
+                + (" closed>" if self.closed else ">"))
 
     @property
     def gomaxprocs(self):

@@ -180,8 +180,9 @@ class RunResult:
                 "per_m": self.per_m, "config": self.config}
 
     def __repr__(self):
-        return (f"RunResult({self.kernel}: {self.allocs} allocs in {self.elapsed:.3f} s, "
-                f"{len(self.per_m)} Ms)")
+        return (f"RunResult({self.kernel}: {self.allocs:,} allocs, {self.frees:,} frees by "
+                f"{len(self.per_m)} Ms in {self.elapsed:.3f} s = {self.allocs_per_sec / 1e6:.2f} M allocs/s, "
+                f"seed {self.config.get('seed')})")
 
 
 def _share(value, name):

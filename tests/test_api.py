@@ -100,7 +100,7 @@ def test_free_interior_pointer(rt, live, kind, offset):
 
 def test_free_past_a_large_objects_size(rt, live):
     big = live["large"]                             # 40000 bytes in a 5-page span
-    assert rt.heap.span_of(big + 5 * PAGE - 8)["base"] == big
+    assert rt.heap.span_of(big + 5 * PAGE - 8).base == big
     with unchanged(rt):
         for addr in (big + 40000, big + 5 * PAGE - 8, big + 5 * PAGE):
             with pytest.raises(GoRuntimeError, match="bad pointer"):
@@ -177,7 +177,7 @@ def test_read_write_bad_pointer(rt, live, addr):
 def test_read_write_interior_and_unallocated(rt, live):
     small = live["small"]
     span = rt.heap.span_of(small)
-    beyond = span["base"] + (span["freeindex"] + 1) * span["elemsize"]
+    beyond = span.base + (span.freeindex + 1) * span.elemsize
     with unchanged(rt):
         for addr in (small + 8, live["large"] + PAGE, beyond, live["tiny"] + 1):
             with pytest.raises(GoRuntimeError, match="bad pointer"):
@@ -575,3 +575,18 @@ def test_large_sizes_is_a_range_never_a_pair(rt, live):
             rt.run(ops=10, large_sizes=(40000, 50000))
     r = rt.run(ms=1, ops=200, sizes=64, large_share=0.5, large_sizes=range(40000, 40001), seed=1)
     assert r.config["large_sizes"] == {"range": [40000, 40000]}
+
+
+def test_reprs_say_what_they_are():
+    with Runtime(gomaxprocs=2, gogc=50, mcache="shared", pagecache=True) as rt:
+        assert repr(rt) == ("<Runtime GOMAXPROCS=2 sizeclasses=go1.13 GOGC=50 mcache=shared "
+                            "mcentral=mutex pagecache=True>")
+        r = rt.run(ms=2, ops=1000, sizes=64, seed=5)
+        assert repr(r).startswith("RunResult(churn: 2,000 allocs, 2,000 frees by 2 Ms in ")
+        assert repr(r).endswith(", seed 5)")
+        x = rt.malloc(100)
+        span = rt.span_of(x)
+        assert span.base == rt.heap.span_of(x).base <= x < span.limit
+        assert repr(span).startswith(f"<span {span.base:#x} 1 page spanclass 16 (112 B scan): 1/73 allocated")
+        assert rt.span_of(12345) is None
+    assert repr(rt).endswith(" closed>")

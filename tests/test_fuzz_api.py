@@ -401,13 +401,13 @@ class APIFuzz(RuleBasedStateMachine):
             kind = self.ref.kind(size, noscan)
             assert span is not None, f"malloc({size}) returned {addr:#x}, in no span"
             if kind == "large":
-                assert span["base"] == addr and span["sizeclass"] == 0, span
-                assert span["npages"] * PAGE == self.ref.slot(size, noscan), span
+                assert span.base == addr and span.sizeclass == 0, span
+                assert span.npages * PAGE == self.ref.slot(size, noscan), span
             else:
                 want = TINY if kind == "tiny" else self.ref.slot(size, noscan)
-                assert span["elemsize"] == want, (size, noscan, span)
-                assert (addr - span["base"]) % want == (addr & (TINY - 1) if kind == "tiny" else 0)
-            assert span["noscan"] == bool(noscan), (size, noscan, span)
+                assert span.elemsize == want, (size, noscan, span)
+                assert (addr - span.base) % want == (addr & (TINY - 1) if kind == "tiny" else 0)
+            assert span.noscan == bool(noscan), (size, noscan, span)
         obj = self.ref.malloc(addr, size, noscan)
         note(f"malloc({size}, noscan={noscan}) = {addr:#x} -> {obj}")
         assert content == bytes(len(content)), (
@@ -518,7 +518,7 @@ class APIFuzz(RuleBasedStateMachine):
         obj = ref.malloc(addr, size, noscan, keep_data=False)
         note(f"giant malloc({size}) = {addr:#x}, freed")
         assert zeroed, f"fresh {obj} is not zero"
-        assert span is not None and span["base"] == addr and span["npages"] * PAGE == obj.slot, span
+        assert span is not None and span.base == addr and span.npages * PAGE == obj.slot, span
         self.sync_gc()                  # a collection its malloc triggered ran before the free
         ref.free(obj)
         self.fails(GoRuntimeError, lambda: rt.free(addr), "double free")
@@ -708,7 +708,7 @@ class APIFuzz(RuleBasedStateMachine):
         rt, ref = self.rt, self.ref
         if near and ref.live:
             span = rt.heap.span_of(self.pick(self.live_objs(), i).addr)
-            addr = span["base"] + off % (span["npages"] * PAGE)
+            addr = span.base + off % (span.npages * PAGE)
         else:
             arenas = rt.heap.arenas
             if not arenas:

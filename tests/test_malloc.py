@@ -14,15 +14,15 @@ def test_malloc_uses_the_looked_up_class(rt_sc, size):
     c = sc.size_to_class(size)
     x = rt_sc.malloc(size)
     span = rt_sc.heap.span_of(x)
-    assert span["sizeclass"] == c
-    assert span["spanclass"] == c << 1          # scan object
-    assert span["noscan"] is False
-    assert span["elemsize"] == sc.class_to_size(c)
-    assert span["nelems"] == sc.class_to_nelems(c)
-    assert span["npages"] == sc.class_to_npages(c)
+    assert span.sizeclass == c
+    assert span.spanclass == c << 1          # scan object
+    assert span.noscan is False
+    assert span.elemsize == sc.class_to_size(c)
+    assert span.nelems == sc.class_to_nelems(c)
+    assert span.npages == sc.class_to_npages(c)
     y = rt_sc.malloc(size, noscan=True) if size >= 16 else None
     if y is not None:
-        assert rt_sc.heap.span_of(y)["spanclass"] == (c << 1) | 1
+        assert rt_sc.heap.span_of(y).spanclass == (c << 1) | 1
     ms = rt_sc.memstats()
     assert by_size(ms, sc.class_to_size(c))["Mallocs"] == (2 if y else 1)
 
@@ -71,8 +71,8 @@ def test_tiny_packing_offsets_and_alignment(rt):
         assert z2 == z1 + 10
         tinyallocs = p.mcache.tinyallocs
     span = rt.heap.span_of(block)
-    assert span["spanclass"] == (2 << 1) | 1 and span["elemsize"] == 16
-    assert span["allocCount"] == 3                  # three 16 B blocks
+    assert span.spanclass == (2 << 1) | 1 and span.elemsize == 16
+    assert span.allocCount == 3                  # three 16 B blocks
     ms = rt.memstats()
     # Objects packed into an existing block count as tiny allocs, in Mallocs and in Frees.
     assert tinyallocs == ms.TinyAllocs == 7
@@ -110,9 +110,9 @@ def test_scan_and_16_byte_objects_are_not_tiny(rt):
         s2 = rt.malloc(4)
         s3 = rt.malloc(15)
         assert s2 - s1 == 8                         # 8-byte class, one slot each
-        assert rt.heap.span_of(s1)["spanclass"] == 1 << 1
-        assert rt.heap.span_of(s3)["elemsize"] == 16
-        assert rt.heap.span_of(s3)["noscan"] is False
+        assert rt.heap.span_of(s1).spanclass == 1 << 1
+        assert rt.heap.span_of(s3).elemsize == 16
+        assert rt.heap.span_of(s3).noscan is False
         n16 = rt.malloc(16, noscan=True)            # noscan but not under 16 B
         assert p.mcache.tiny == 0
         n16b = rt.malloc(16, noscan=True)
@@ -148,7 +148,7 @@ def test_tiny_objects_free_individually_block_reclaimed_when_all_dead(rt):
     rt.free(a)
     rt.gc()
     span = rt.heap.span_of(keep)
-    assert span["allocCount"] == 2                  # the block lives on for b
+    assert span.allocCount == 2                  # the block lives on for b
     assert rt.read(b, 8) == b"B" * 8
     ms = rt.memstats()
     assert ms.HeapObjects == 2
@@ -156,8 +156,8 @@ def test_tiny_objects_free_individually_block_reclaimed_when_all_dead(rt):
     rt.free(b)
     rt.gc()
     span = rt.heap.span_of(keep)
-    assert span["allocCount"] == 1                  # the block is reclaimed
-    assert span["allocBits_popcount"] == 1
+    assert span.allocCount == 1                  # the block is reclaimed
+    assert span.allocBits_popcount == 1
     ms = rt.memstats()
     assert ms.HeapObjects == 1 and ms.HeapAlloc == 16
     assert by_size(ms, 16)["Frees"] == 1
@@ -200,10 +200,10 @@ def test_large_object(rt, size):
     ms1 = rt.memstats()
     assert x % PAGE == 0
     span = rt.heap.span_of(x)
-    assert span["base"] == x and span["npages"] == npages
-    assert span["sizeclass"] == 0 and span["nelems"] == 1
-    assert span["elemsize"] == npages * PAGE
-    assert rt.heap.span_of(x + npages * PAGE - 1)["base"] == x
+    assert span.base == x and span.npages == npages
+    assert span.sizeclass == 0 and span.nelems == 1
+    assert span.elemsize == npages * PAGE
+    assert rt.heap.span_of(x + npages * PAGE - 1).base == x
     assert rt.heap.span_of(x + npages * PAGE) is None
     assert ms1.LargeAllocs - ms0.LargeAllocs == 1
     assert ms1.Mallocs - ms0.Mallocs == 1
@@ -234,7 +234,7 @@ def test_large_object(rt, size):
 def test_large_noscan_object(rt):
     x = rt.malloc(50000, noscan=True)
     span = rt.heap.span_of(x)
-    assert span["noscan"] is True and span["spanclass"] == 1 and span["npages"] == 7
+    assert span.noscan is True and span.spanclass == 1 and span.npages == 7
 
 
 # -- zeroing on reuse ------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_memory_is_zeroed_on_reuse_whole_span(rt):
     with rt.proc():
         again = [rt.malloc(size) for _ in range(nelems)]
     assert again == addrs                           # same pages, first fit
-    assert rt.heap.span_of(again[0])["needzero"] is True
+    assert rt.heap.span_of(again[0]).needzero is True
     for a in again:
         assert rt.read(a, size) == bytes(size)
     # Pages of a dead small span reused by a large object are zeroed too.

@@ -15,11 +15,11 @@ def test_mcache_spans_view_and_flush(rt):
         x = rt.malloc(64)
         y = rt.malloc(100, noscan=True)
         spans = held_p(rt).mcache.spans()
-    by_class = {s["spanclass"]: s for s in spans}
+    by_class = {s.spanclass: s for s in spans}
     assert set(by_class) == {rt.sizeclasses.size_to_class(64) << 1,
                              rt.sizeclasses.size_to_class(100) << 1 | 1}
-    assert by_class[rt.sizeclasses.size_to_class(64) << 1]["base"] == x
-    assert by_class[rt.sizeclasses.size_to_class(100) << 1 | 1]["base"] == y
+    assert by_class[rt.sizeclasses.size_to_class(64) << 1].base == x
+    assert by_class[rt.sizeclasses.size_to_class(100) << 1 | 1].base == y
     rt.memstats()                                   # flushes every mcache
     assert all(p.mcache.spans() == [] for p in rt.ps)
     assert all(p.mcache.tiny == 0 for p in rt.ps)
@@ -62,13 +62,13 @@ def test_lockfree_warm_loop_takes_no_mcentral_lock(size):
         with rt.proc():
             first = rt.malloc(size)
             span = next(s for s in held_p(rt).mcache.spans()
-                        if s["base"] <= first < s["base"] + s["npages"] * 8192)
-            room = span["nelems"] - span["allocCount"]
+                        if s.base <= first < s.base + s.npages * 8192)
+            room = span.nelems - span.allocCount
             assert room > 0
             before = rt.lockstats()
             xs = [rt.malloc(size) for _ in range(room)]
             after = rt.lockstats()
-        assert all(span["base"] <= x < span["base"] + span["npages"] * 8192 for x in xs)
+        assert all(span.base <= x < span.base + span.npages * 8192 for x in xs)
         assert after["mcentral"]["acquisitions"] == before["mcentral"]["acquisitions"]
         assert after["mheap"]["acquisitions"] == before["mheap"]["acquisitions"]
         if after.get("mcache") is not None:
@@ -115,7 +115,7 @@ def test_shared_mode_caches_in_one_mcache_for_every_p():
         assert rt.shared_mcache is not None
         x = rt.malloc(64)
         cached = rt.shared_mcache.spans()
-        assert [s["base"] <= x < s["base"] + s["npages"] * 8192 for s in cached] == [True]
+        assert [s.base <= x < s.base + s.npages * 8192 for s in cached] == [True]
         assert all(p.mcache.spans() == [] for p in rt.ps)
         y = rt.malloc(64)
         assert y == x + 64                  # the next slot of the same shared span

@@ -15,14 +15,14 @@ def test_sweep_reclaims_freed_slots(rt):
     for a in addrs[2:5]:
         rt.free(a)
     span = rt.heap.span_of(addrs[0])
-    assert span["allocCount"] == 10                 # frees wait for the sweeper
+    assert span.allocCount == 10                 # frees wait for the sweeper
     ms = rt.memstats()
     assert ms.HeapObjects == 10 and ms.Frees == 0
     rt.gc()
     span = rt.heap.span_of(addrs[0])
-    assert span["allocCount"] == 7
-    assert span["allocBits_popcount"] == 7
-    assert span["freeindex"] == 0
+    assert span.allocCount == 7
+    assert span.allocBits_popcount == 7
+    assert span.freeindex == 0
     ms = rt.memstats()
     assert ms.HeapObjects == 7 and ms.Frees == 3 and ms.HeapAlloc == 7 * 64
     assert by_size(ms, 64)["Frees"] == 3
@@ -60,7 +60,7 @@ def test_freed_slot_is_reused_only_after_gc(rt):
     for x in later:
         rt.free(x)
     rt.gc()
-    assert rt.heap.span_of(keep)["allocCount"] == 1
+    assert rt.heap.span_of(keep).allocCount == 1
     with rt.proc():
         again = [rt.malloc(64) for _ in range(3)]
     # Now the swept slots come back, lowest first, around the live one.
@@ -71,7 +71,7 @@ def test_freed_large_pages_are_reused_only_after_gc(rt):
     x = rt.malloc(40000)
     rt.free(x)
     y = rt.malloc(40000)
-    assert y != x and rt.heap.span_of(x)["base"] == x
+    assert y != x and rt.heap.span_of(x).base == x
     rt.gc()
     assert rt.heap.span_of(x) is None
     assert rt.malloc(40000) == x

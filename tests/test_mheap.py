@@ -85,7 +85,7 @@ def test_large_object_bigger_than_an_arena(rt):
     size = 100 << 20
     x = rt.malloc(size)
     span = rt.heap.span_of(x)
-    assert span["npages"] == size // PAGE and span["base"] == x
+    assert span.npages == size // PAGE and span.base == x
     [(base, reserved)] = rt.heap.arenas
     assert base == x and reserved == 128 << 20       # one reservation of two arenas
     assert rt.read(x, 4096) == bytes(4096)

@@ -14,14 +14,14 @@ def test_consecutive_mallocs_are_consecutive_slots(rt_sc, size):
     with rt_sc.proc():
         addrs = [rt_sc.malloc(size) for _ in range(n)]
     span = rt_sc.heap.span_of(addrs[0])
-    assert span["base"] % PAGE == 0
-    assert addrs[0] == span["base"]                 # a fresh span starts at slot 0
-    assert addrs == [span["base"] + i * elemsize for i in range(n)]
+    assert span.base % PAGE == 0
+    assert addrs[0] == span.base                 # a fresh span starts at slot 0
+    assert addrs == [span.base + i * elemsize for i in range(n)]
     for a in addrs:
-        assert rt_sc.heap.span_of(a)["base"] == span["base"]
-    assert span["allocCount"] == n
-    assert span["freeindex"] == n
-    assert span["state"] == 1                       # SPAN_INUSE
+        assert rt_sc.heap.span_of(a).base == span.base
+    assert span.allocCount == n
+    assert span.freeindex == n
+    assert span.state == "inuse"
 
 
 def test_fresh_memory_is_zero_and_writable_to_the_slot_size(rt):
@@ -38,8 +38,8 @@ def test_fresh_memory_is_zero_and_writable_to_the_slot_size(rt):
 def test_free_slot_beyond_freeindex(rt, live):
     small = live["small"]
     span = rt.heap.span_of(small)
-    beyond = span["base"] + (span["freeindex"] + 3) * span["elemsize"]
-    last = span["base"] + (span["nelems"] - 1) * span["elemsize"]
+    beyond = span.base + (span.freeindex + 3) * span.elemsize
+    last = span.base + (span.nelems - 1) * span.elemsize
     with unchanged(rt):
         for addr in (beyond, last):
             with pytest.raises(GoRuntimeError, match="bad pointer"):
@@ -56,9 +56,9 @@ def test_free_and_read_in_a_spans_tail_waste(rt):
     with rt.proc():
         x = rt.malloc(48)
     span = rt.heap.span_of(x)
-    assert span["nelems"] * span["elemsize"] < PAGE
-    tail = span["base"] + span["nelems"] * span["elemsize"]
-    assert rt.heap.span_of(tail)["base"] == span["base"]
+    assert span.nelems * span.elemsize < PAGE
+    tail = span.base + span.nelems * span.elemsize
+    assert rt.heap.span_of(tail).base == span.base
     with unchanged(rt):
         with pytest.raises(GoRuntimeError, match="bad pointer"):
             rt.free(tail)

@@ -28,12 +28,12 @@ def test_spanset_mcentral_reuses_swept_spans(mcache):
         with rt.proc():
             addrs = [rt.malloc(64) for _ in range(2 * nelems)]
         first, second = rt.heap.span_of(addrs[0]), rt.heap.span_of(addrs[nelems])
-        assert first["base"] != second["base"]
-        assert first["allocCount"] == second["allocCount"] == nelems
+        assert first.base != second.base
+        assert first.allocCount == second.allocCount == nelems
         for a in addrs[1:]:
             rt.free(a)                              # the first span keeps addrs[0]
         rt.gc()
-        assert rt.heap.span_of(addrs[0])["allocCount"] == 1
+        assert rt.heap.span_of(addrs[0]).allocCount == 1
         assert rt.heap.span_of(addrs[nelems]) is None
         assert rt.verify() == 1
         ms = rt.memstats()

@@ -54,11 +54,11 @@ def test_memstats_problems_name_the_broken_invariant():
         rt.malloc(64)
         ms = rt.memstats()
     assert memstats_problems(ms) == []
-    ms.HeapIdle += 8192
-    assert memstats_problems(ms)[0].startswith("HeapIdle")
-    ms.HeapIdle -= 8192
-    ms.Frees += 1
+    assert memstats_problems(type(ms)({**ms, "HeapIdle": ms.HeapIdle + 8192}))[0].startswith("HeapIdle")
+    ms = type(ms)({**ms, "Frees": ms.Frees + 1})
     assert any(p.startswith("Mallocs") for p in memstats_problems(ms))
+    with pytest.raises(AttributeError, match="read-only"):
+        ms.NumGC = 0                        # a snapshot never changes
     prev = type(ms)(dict(ms.as_dict(), NumGC=ms.NumGC + 1))
     assert any("NumGC went backwards" in p for p in memstats_problems(ms, prev))
 
@@ -123,3 +123,23 @@ def test_invariant_helper_checks_the_heap_against_the_snapshot():
         assert_memstats_invariants(other)               # consistent on its own ...
         with pytest.raises(AssertionError):
             assert_memstats_invariants(other, rt)       # ... but not with the heap
+
+
+def test_memstats_reads_as_go_and_as_a_mapping():
+    with Runtime(gomaxprocs=1, gogc=None) as rt:
+        rt.malloc(64)
+        rt.malloc(3 << 20)
+        ms = rt.memstats()
+    (b64,) = [b for b in ms.BySize if b.Size == 64]
+    assert (b64.Size, b64.Mallocs, b64.Frees) == (64, 1, 0) and b64["Mallocs"] == 1
+    assert ms["HeapAlloc"] == ms.HeapAlloc and "NumGC" in ms and len(ms) == len(list(ms))
+    assert dict(ms)["BySize"] == ms.BySize
+    assert {**ms}.keys() == ms.as_dict().keys()
+    assert ms.as_dict()["BySize"][0] == {"Size": ms.BySize[0].Size, "Mallocs": ms.BySize[0].Mallocs,
+                                         "Frees": ms.BySize[0].Frees}
+    text = repr(ms)
+    assert text.startswith("MemStats(HeapAlloc=3.0 MiB, HeapInuse=3.0 MiB") and "HeapSys=64.0 MiB" in text
+    with pytest.raises(TypeError):
+        ms["NumGC"] = 1
+    with pytest.raises(AttributeError, match="no field 'Nope'"):
+        ms.Nope
