@@ -10,10 +10,13 @@
 #   Mallocs - Frees == HeapObjects
 #   HeapAlloc <= HeapInuse
 from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 from goruntime.sys cimport popcount64, load64
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mheap cimport mheap_t, heapregion_t, ARENA_BYTES
-from goruntime.mcentral cimport mcentral_t
+from goruntime.mcentral cimport mcentral_t, MCENTRAL_SPANSET
+from goruntime.sizeclasses cimport spanClassSizeclass
 from goruntime.mspanset cimport spanset_t, spanset_len, spanset_at
 from goruntime.runtime2 cimport p_t, NUM_PAUSES, num_mcaches, mcache_holder
 from goruntime.mgc cimport flushallmcaches
@@ -123,6 +126,115 @@ cdef dict read_memstats(runtime_t* rt):
         "LargeFrees": rt.large_frees,
         "HeapLive": load64(&h.heap_live),
     }
+
+
+cdef int heapmap_fill(runtime_t* rt, heapmap_t* m) noexcept nogil:
+    """Fills m with the place and span class of every page; the caller has stopped
+    the world and frees m with heapmap_free. -1 if out of memory.
+
+    A span's place follows from its own fields: sweepgen h+3 marks a span cached
+    in an mcache, a large span has size class 0, a Go 1.13 span points at its
+    list, and a Go 1.15 span in no mcache is in its partial or its full set."""
+    cdef mheap_t* h = rt.heap
+    cdef heapregion_t* r
+    cdef mspan_t* s
+    cdef mcentral_t* c
+    cdef size_t k, pg, at = 0
+    memset(m, 0, sizeof(heapmap_t))
+    m.nregions = h.nregions
+    for k in range(h.nregions):
+        m.total += h.regions[k].npages
+    m.bases = <uintptr_t*>malloc((m.nregions + 1) * sizeof(uintptr_t))
+    m.npages = <size_t*>malloc((m.nregions + 1) * sizeof(size_t))
+    m.place = <uint8_t*>malloc(m.total + 1)
+    m.spanclass = <uint16_t*>malloc((m.total + 1) * sizeof(uint16_t))
+    if m.bases == NULL or m.npages == NULL or m.place == NULL or m.spanclass == NULL:
+        heapmap_free(m)
+        return -1
+    for k in range(h.nregions):
+        r = &h.regions[h.order[k]]
+        m.bases[k] = r.base
+        m.npages[k] = r.npages
+        for pg in range(r.npages):
+            s = r.spans[pg]
+            if s == NULL:
+                m.spanclass[at] = 0
+                m.place[at] = PAGE_FREE if (r.free_bits[pg >> 6] >> (pg & 63)) & 1 else PAGE_PAGECACHE
+            else:
+                m.spanclass[at] = s.spanclass
+                if spanClassSizeclass(s.spanclass) == 0:
+                    m.place[at] = PAGE_LARGE
+                elif s.sweepgen == h.sweepgen + 3:
+                    m.place[at] = PAGE_MCACHE
+                else:
+                    c = rt.central[s.spanclass]
+                    if c.mode == MCENTRAL_SPANSET:
+                        m.place[at] = PAGE_PARTIAL if s.allocCount < s.nelems else PAGE_FULL
+                    else:
+                        m.place[at] = PAGE_NONEMPTY if s.list == &c.nonempty else PAGE_EMPTY
+            at += 1
+    return 0
+
+
+cdef void heapmap_free(heapmap_t* m) noexcept nogil:
+    free(m.bases)
+    free(m.npages)
+    free(m.place)
+    free(m.spanclass)
+    memset(m, 0, sizeof(heapmap_t))
+
+
+PLACE_NAMES = ("free", "page cache", "mcache", "nonempty", "empty", "partial", "full", "large")
+
+
+class HeapArena:
+    """One reservation of the heap map: its pages' places (PLACE_NAMES indices, a bytes
+    object) and span classes (a list), page by page from base."""
+
+    def __init__(self, base, places, spanclasses):
+        self.base = base
+        self.places = places
+        self.spanclasses = spanclasses
+
+    @property
+    def npages(self):
+        return len(self.places)
+
+    def __repr__(self):
+        used = sum(1 for p in self.places if p >= PAGE_MCACHE)
+        return f"<arena {self.base:#x}: {self.npages} pages, {used} in spans>"
+
+
+class HeapMap:
+    """Runtime.heapmap(): where every page of the heap was at one moment (read with the
+    world stopped; reading flushes nothing)."""
+
+    def __init__(self, arenas):
+        self.arenas = arenas
+
+    def counts(self):
+        """Pages per place, by PLACE_NAMES."""
+        out = dict.fromkeys(PLACE_NAMES, 0)
+        for a in self.arenas:
+            for i, name in enumerate(PLACE_NAMES):
+                out[name] += a.places.count(i)
+        return out
+
+    def __repr__(self):
+        shown = ", ".join(f"{n} {name}" for name, n in self.counts().items() if n)
+        return f"<HeapMap {len(self.arenas)} arena{'s' if len(self.arenas) != 1 else ''}: {shown}>"
+
+
+cdef object heapmap_object(heapmap_t* m):
+    """The HeapMap of a filled heapmap_t (built with the world running again)."""
+    cdef size_t k, at = 0
+    arenas = []
+    for k in range(m.nregions):
+        n = m.npages[k]
+        arenas.append(HeapArena(m.bases[k], bytes((<char*>m.place)[at:at + n]),
+                                [m.spanclass[at + i] for i in range(n)]))
+        at += n
+    return HeapMap(arenas)
 
 
 def memstats_problems(ms, prev=None):

@@ -30,7 +30,7 @@ from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, 
     make_P)
 from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
-from goruntime.mstats cimport read_memstats
+from goruntime.mstats cimport read_memstats, heapmap_t, heapmap_fill, heapmap_free, heapmap_object
 from goruntime.workload cimport run_kernel
 from goruntime.workload import run_config
 from goruntime.lock import sum_lockstats
@@ -521,6 +521,29 @@ cdef class Runtime:
             return [make_span(&copies[i], where) for i in range(n)]
         finally:
             free(copies)
+
+    def heapmap(self):
+        """Where every page of the heap is now (goruntime.mstats.HeapMap): in a span held
+        by an mcache, on an mcentral list, a large object, or free. Read with the world
+        stopped; unlike memstats() it flushes no mcache."""
+        cdef heapmap_t m
+        cdef int err
+        self._begin_call()
+        try:
+            with nogil:
+                pthread_mutex_lock(&self.rt.sched.gc_sema)
+                stopTheWorld(self.rt, NULL)
+                err = heapmap_fill(self.rt, &m)
+                startTheWorld(self.rt, NULL)
+                pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        finally:
+            self._end_call()
+        if err:
+            raise MemoryError("cannot copy the heap map")
+        try:
+            return heapmap_object(&m)
+        finally:
+            heapmap_free(&m)
 
     def span_of(self, addr):
         """A view (goruntime.mspan.Span) of the in-use span holding addr, or None."""

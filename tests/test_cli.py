@@ -259,3 +259,20 @@ def test_cli_explain_table_and_bad_sizes(capsys):
         with pytest.raises(SystemExit) as e:
             main(bad)
         assert e.value.code == 2, bad
+
+
+# -- goruntime heapmap -----------------------------------------------------------------
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_cli_heapmap_png_and_json(tmp_path, capsys):
+    path = tmp_path / "heap.png"
+    main(["heapmap", "--gomaxprocs", "2", "--ms", "2", "--ops", "2000", "--sizes", "64,40000",
+          "--seed", "1", "--png", str(path), "--json"])
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert path.read_bytes()[:4] == b"\x89PNG" and f"wrote {path}" in cap.err
+    assert sum(doc["counts"].values()) == sum(a["npages"] for a in doc["arenas"]) == 8192 * len(doc["arenas"])
+    assert doc["counts"]["large"] > 0 and doc["counts"]["mcache"] > 0
+    with pytest.raises(SystemExit) as e:
+        main(["heapmap", "--ops", "10"])            # neither --png nor --json
+    assert e.value.code == 2

@@ -143,3 +143,32 @@ def test_memstats_reads_as_go_and_as_a_mapping():
         ms["NumGC"] = 1
     with pytest.raises(AttributeError, match="no field 'Nope'"):
         ms.Nope
+
+
+@pytest.mark.parametrize("modes", [{}, {"mcentral": "spanset", "pagecache": True}, {"mcache": "shared"}])
+def test_heapmap_places_every_page(modes):
+    """Every page is in exactly one place, and the places agree with MemStats, the
+    mcache views and the mcentral list views."""
+    with Runtime(gomaxprocs=2, gogc=None, **modes) as rt:
+        rt.run(ms=2, ops=3000, sizes=[16, 64, 1024, 40000], live=500, seed=3)
+        keep = [rt.malloc(64) for _ in range(300)] + [rt.malloc(100000)]
+        hm = rt.heapmap()
+        counts = hm.counts()
+        caches = [p.mcache for p in rt.ps] + ([rt.shared_mcache] if rt.shared_mcache else [])
+        cached = sum(s.npages for c in caches for s in c.spans())
+        ms = rt.memstats()                  # flushes the mcaches: none cached in a new map
+        after = rt.heapmap().counts()
+    assert len(hm.arenas) == ms.HeapGrows and sum(a.npages for a in hm.arenas) * 8192 == ms.HeapSys
+    assert counts["mcache"] == cached > 0
+    in_spans = sum(counts[p] for p in ("mcache", "nonempty", "empty", "partial", "full", "large"))
+    assert in_spans * 8192 == ms.HeapInuse
+    assert (counts["free"] + counts["page cache"]) * 8192 == ms.HeapIdle
+    assert counts["large"] >= 13                        # the 100000 B object's pages at least
+    lists, sets = counts["nonempty"] + counts["empty"], counts["partial"] + counts["full"]
+    assert (lists, sets > 0) == (0, True) if modes.get("mcentral") == "spanset" else (lists > 0, sets) == (True, 0)
+    assert after["mcache"] == 0 and sum(after.values()) == sum(counts.values())
+    for a in hm.arenas:
+        for sc, p in zip(a.spanclasses, a.places):
+            # A free page has no class; a large object's span has class 0 or 1 (size class 0).
+            assert sc < 2 if p < 2 or p == 7 else sc >= 2, (sc, p)
+    assert repr(hm).startswith(f"<HeapMap {len(hm.arenas)} arena")

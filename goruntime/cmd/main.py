@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from goruntime.cmd import compare, explain, profile
+from goruntime.cmd import compare, explain, heapmap, profile
 from goruntime.cmd.flags import add_workload_args, run_command, run_kwargs, runtime_kwargs
 from stress import runner
 
@@ -54,6 +54,7 @@ def parser():
     compare.register(sub)
     runner.register(sub)
     explain.register(sub)
+    heapmap.register(sub)
     return p
 
 
