@@ -11,7 +11,7 @@ SOURCES := $(PYX) $(wildcard goruntime/*.pxd goruntime/*.h stress/*.pxd)
 EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 EXTENSIONS := $(PYX:.pyx=$(EXT_SUFFIX))
 
-.PHONY: all build debug test run bench stress tsan clean
+.PHONY: all build debug test run bench stress tsan docs figures clean
 
 all: build
 
@@ -57,6 +57,17 @@ stress:
 
 tsan: build
 	$(VPY) tools/tsan.py $(ARGS)
+
+# docs/tutorial.md: every command run again and its output written under it.
+docs: build
+	$(VPY) tools/mkdocs.py
+
+# The pictures the README and the tutorial show (about a minute).
+figures: build
+	$(VPY) -m goruntime heapmap --gomaxprocs 2 --ms 4 --duration 1 --seed 1 --png docs/heapmap-after-churn.png
+	$(VPY) -m goruntime compare --gomaxprocs 2 --ms 1,2,4,8 --mcache lockfree,locked,shared,none \
+	    --mcentral mutex --sizes 64 --noscan 1 --duration 1 --repeat 3 --seed 1 --quiet \
+	    --plot docs/lockfree-vs-locked-64B-2P.png
 
 clean:
 	rm -rf build build-* goruntime/*.c goruntime/cmd/*.c stress/*.c tests/*.c \

@@ -100,7 +100,9 @@ def test_duration_and_ops_are_exclusive_everywhere(capsys):
 def test_help_lists_every_subcommand():
     out = _run(["--help"])
     assert out.returncode == 0
-    for name in ("run", "sizeclasses", "profile", "compare", "stress"):
+    names = re.findall(r"^    (\w+)", out.stdout.split("COMMAND\n", 2)[-1], re.M)
+    assert sorted(names) == sorted(main.__globals__["parser"]()._subparsers._group_actions[0].choices)
+    for name in ("run", "sizeclasses", "profile", "compare", "stress", "explain", "heapmap"):
         # the name, then a one-line description on its line or the next
         assert re.search(rf"^ +{name}(  +| *\n +)[a-z][\w-]+ ", out.stdout, re.M), name
 
