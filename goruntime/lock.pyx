@@ -4,6 +4,7 @@
 # sites (Go function names, for the profiles). See lock.pxd.
 from libc.string cimport memset, memcpy
 from goruntime.sys cimport pthread_mutex_init, pthread_mutex_destroy
+from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_LOCKWAIT
 
 
 cdef void mutex_init(mutex_t* mu) noexcept nogil:
@@ -37,6 +38,9 @@ cdef void mutex_lock_slow(mutex_t* mu, int site) noexcept nogil:
     cdef uint64_t waited = nanotime() - t0
     xadd32(&mu.waiters, -1)
     tls_lock_wait_ns += waited
+    cdef tracebuf_t* tb = trace_current()
+    if tb != NULL:
+        trace_put(tb, EV_LOCKWAIT, t0, t0 + waited, <uintptr_t>mu, site)
     mu.contended += 1
     mu.site_contended[site] += 1
     mu.wait_ns += waited

@@ -6,7 +6,8 @@
 # none either, Go having no free: they find the object as findObject
 # (runtime/mbitmap.go) does, then mark it dead or measure it.
 from libc.stdint cimport uint64_t, int64_t
-from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT
+from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT, nanotime
+from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_LARGE
 from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE, SITE_SHARED
 from goruntime.mcentral cimport mcentral_allocObject
 from goruntime.runtime2 cimport MCACHE_NONE, MCACHE_SHARED
@@ -18,9 +19,13 @@ from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE, spanClassSizeclass
 cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
     cdef size_t npages = size >> PAGE_SHIFT
     cdef mspan_t* s
+    cdef tracebuf_t* tb = trace_current()
+    cdef uint64_t t0 = nanotime() if tb != NULL else 0
     if size & (PAGE_SIZE - 1):
         npages += 1
     s = mheap_alloc(rt.heap, npages, makeSpanClass(0, noscan), SITE_LARGE, NULL)
+    if tb != NULL:
+        trace_put(tb, EV_LARGE, t0, nanotime(), size, 0)
     if s == NULL:
         return 0
     GR_ASSERT(s.nelems == 1, "a large object's span has more than one slot")

@@ -7,6 +7,8 @@ from goruntime.sys cimport xadd64, GR_ASSERT
 from goruntime.lock cimport mutex_init, mutex_stats
 from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan, MCENTRAL_SPANSET
 from goruntime.mspan cimport nextFreeIndex, SPAN_INUSE, spanview_t, span_copy, make_span
+from goruntime.sys cimport nanotime
+from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_REFILL
 
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil:
@@ -32,7 +34,11 @@ cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil:
         s.sweepgen = c.heap.sweepgen        # no longer cached
         if c.central[spc].mode == MCENTRAL_SPANSET:
             mcentral_uncacheSpan(c.central[spc], s)
+    cdef tracebuf_t* tb = trace_current()
+    cdef uint64_t t0 = nanotime() if tb != NULL else 0
     s = mcentral_cacheSpan(c.central[spc], c.pcache)
+    if tb != NULL:
+        trace_put(tb, EV_REFILL, t0, nanotime(), spc, 0)
     if s == NULL:
         c.alloc[spc] = &c.heap.emptyspan
         return -1

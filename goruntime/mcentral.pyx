@@ -4,7 +4,8 @@
 # serves the "none" mcache mode, where every small object comes from here.
 from libc.stdlib cimport malloc
 from libc.string cimport memset
-from goruntime.sys cimport xadd64, GR_ASSERT
+from goruntime.sys cimport xadd64, GR_ASSERT, nanotime
+from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_GROW
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,
     SITE_CACHESPAN, SITE_UNCACHESPAN, SITE_GROW)
 from goruntime.mheap cimport mheap_alloc
@@ -35,8 +36,12 @@ cdef void mcentral_destroy(mcentral_t* c) noexcept nogil:
 
 cdef mspan_t* _grow(mcentral_t* c, pagecache_t* pc) noexcept nogil:
     cdef int sizeclass = spanClassSizeclass(c.spanclass)
+    cdef tracebuf_t* tb = trace_current()
+    cdef uint64_t t0 = nanotime() if tb != NULL else 0
     cdef mspan_t* s = mheap_alloc(c.heap, c.heap.sc.class_to_allocnpages[sizeclass], c.spanclass,
                                   SITE_GROW, pc)
+    if tb != NULL:
+        trace_put(tb, EV_GROW, t0, nanotime(), c.spanclass, 0)
     if s != NULL:
         xadd64(&c.ngrow, 1)
     return s

@@ -17,6 +17,7 @@ from goruntime.mspanset cimport spanset_t, spanset_pop, spanset_push, spanset_re
 from goruntime.mcache cimport mcache_releaseAll
 from goruntime.proc cimport stopTheWorld, startTheWorld
 from goruntime.runtime2 cimport MIN_HEAP_GOAL, NUM_PAUSES, num_mcaches, mcache_holder
+from goruntime.trace cimport trace_put, EV_STW, EV_SWEEP, EV_GC, EV_COUNTERS
 
 
 cdef void flushallmcaches(runtime_t* rt) noexcept nogil:
@@ -202,14 +203,22 @@ cdef void _gc_stopped(runtime_t* rt) noexcept nogil:
 
 cdef void gcStart(runtime_t* rt, p_t* mine) noexcept nogil:
     """A full collection; the caller holds gc_sema and, if mine is not NULL, that P."""
-    cdef uint64_t t0 = nanotime(), pause
+    cdef uint64_t t0 = nanotime(), stopped, pause
     stopTheWorld(rt, mine)
+    stopped = nanotime()
     _gc_stopped(rt)
     pause = nanotime() - t0
     rt.pause_ns[rt.numgc % NUM_PAUSES] = pause
     rt.pause_total_ns += pause
     rt.numgc += 1
     rt.last_gc_ns = nanotime()
+    if rt.trace != NULL:
+        # One collection at a time (gc_sema): the GC buffer has one writer.
+        trace_put(&rt.trace.gc, EV_STW, t0, stopped, 0, 0)
+        trace_put(&rt.trace.gc, EV_SWEEP, stopped, rt.last_gc_ns, 0, 0)
+        trace_put(&rt.trace.gc, EV_GC, t0, rt.last_gc_ns, rt.numgc, 0)
+        trace_put(&rt.trace.gc, EV_COUNTERS, rt.last_gc_ns, rt.heap.pages_inuse * PAGE_SIZE,
+                  rt.heap_marked, rt.numgc)
     startTheWorld(rt, mine)
 
 

@@ -7,6 +7,7 @@ from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_con
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
     thread_lock_wait_ns, SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
 from goruntime.mcache cimport make_MCache
+from goruntime.trace cimport tracebuf_t, trace_current, trace_attach, trace_detach, trace_put, EV_P
 from goruntime.runtime2 cimport P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP
 from goruntime.runtime2 import PStatus
 
@@ -68,6 +69,13 @@ cdef inline void _take_idle(runtime_t* rt, m_t* mp) noexcept nogil:
     rt.sched.p_acquires += 1
 
 
+cdef inline void _trace_p_taken(m_t* mp) noexcept nogil:
+    cdef tracebuf_t* tb = trace_current()
+    if tb != NULL:
+        tb.p_since = nanotime()
+        tb.p_id = mp.p.id
+
+
 cdef bint try_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     """acquirep without waiting: False if no P is idle or the world is stopping."""
     cdef bint ok = False
@@ -78,6 +86,7 @@ cdef bint try_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     unlock(&rt.sched.lock)
     if ok:
         mp.slice_start = nanotime()
+        _trace_p_taken(mp)
     return ok
 
 
@@ -129,6 +138,7 @@ cdef p_t* acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
         mp.p_wait_ns += waited
     unlock(&rt.sched.lock)
     mp.slice_start = nanotime()
+    _trace_p_taken(mp)
     return mp.p
 
 
@@ -141,6 +151,10 @@ cdef inline void _stopped_one(runtime_t* rt) noexcept nogil:
 cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil:
     """Gives mp's P back: to the stopper during a stop-the-world, else to the idle list."""
     cdef p_t* pp = mp.p
+    cdef tracebuf_t* tb = trace_current()
+    if tb != NULL and tb.p_since:
+        trace_put(tb, EV_P, tb.p_since, nanotime(), tb.p_id, 0)
+        tb.p_since = 0
     GR_ASSERT(pp != NULL, "releasep without a P")
     GR_ASSERT(pp.owner == mp, "releasep of a P this M does not own")
     lock(&rt.sched.lock, SITE_RELEASEP)
@@ -253,6 +267,8 @@ cdef void sched_close(runtime_t* rt) noexcept nogil:
 cdef void m_begin(m_t* mp) noexcept nogil:
     """Starts an M's figures: called on its own thread before its first allocation."""
     mp.tid = gettid()
+    if mp.rt.trace != NULL:
+        trace_attach(mp.rt.trace, mp.id)
     mp.start_ns = nanotime()
     mp.cpu_ns = thread_cputime()
     mp.lock_wait_ns = thread_lock_wait_ns()
@@ -261,6 +277,7 @@ cdef void m_begin(m_t* mp) noexcept nogil:
 cdef void m_end(m_t* mp) noexcept nogil:
     """Closes an M's figures on its own thread (the kernel's view of psutil's per-thread times)."""
     cdef rusage ru
+    trace_detach()
     mp.end_ns = nanotime()
     mp.cpu_ns = thread_cputime() - mp.cpu_ns
     mp.lock_wait_ns = thread_lock_wait_ns() - mp.lock_wait_ns

@@ -1,4 +1,5 @@
 # runtime: the Python API (Runtime); no single Go counterpart, see runtime.pyx.
+from libc.stdint cimport uint32_t
 from goruntime.runtime2 cimport runtime_t, p_t, m_t
 from goruntime.mheap cimport MHeap
 from goruntime.sizeclasses cimport SizeClasses
@@ -24,3 +25,6 @@ cdef class Runtime:
     cdef void _end_call(self) noexcept
     cdef int _check_extent(self, object addr, size_t want) except -1
     cdef object _world_stopped(self, fn)
+    cdef int _trace_start(self, uint32_t per_buf) except -1
+    cdef object _trace_stop(self)
+    cdef dict _lock_names(self)

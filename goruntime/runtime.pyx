@@ -32,6 +32,9 @@ from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport read_memstats, heapmap_t, heapmap_fill, heapmap_free, heapmap_object
 from goruntime.workload cimport run_kernel
+from goruntime.trace cimport trace_t, trace_new, trace_free, trace_snapshot, trace_events, trace_copy_free, tracecopy_t
+from goruntime.trace import TraceResult
+from goruntime.lock import SITE_NAMES
 from goruntime.workload import run_config
 from goruntime.lock import sum_lockstats
 from goruntime.errors import GoRuntimeError
@@ -217,6 +220,29 @@ cdef class _Proc:
         return False
 
 
+cdef class _Trace:
+    """`with rt.trace(path):` (see Runtime.trace)."""
+    cdef Runtime owner
+    cdef object path
+    cdef uint32_t per_buf
+    cdef public object result
+
+    def __cinit__(self, Runtime owner, path, uint32_t per_buf):
+        self.owner = owner
+        self.path = path
+        self.per_buf = per_buf
+
+    def __enter__(self):
+        self.owner._trace_start(self.per_buf)
+        return self
+
+    def __exit__(self, *exc):
+        self.result = self.owner._trace_stop()
+        if self.path is not None:
+            self.result.write_perfetto(self.path)
+        return False
+
+
 cdef class Runtime:
     """A model Go runtime: `Runtime(gomaxprocs=N, sizeclasses="go1.13", gogc=100)`.
 
@@ -312,6 +338,8 @@ cdef class Runtime:
                 free(rt.allp[i])
             free(rt.allp)
         free(rt.shared)
+        trace_free(rt.traces_done)
+        trace_free(rt.trace)
         free(rt)
         self.rt = NULL
 
@@ -521,6 +549,70 @@ cdef class Runtime:
             return [make_span(&copies[i], where) for i in range(n)]
         finally:
             free(copies)
+
+    def trace(self, path=None, *, events_per_m=1 << 18):
+        """Records a timeline while the block runs: `with rt.trace("run.pftrace"): rt.run(...)`.
+
+        Each M that starts inside the block records, in a buffer of its own (events_per_m
+        events; later ones are counted as dropped), when it held a P, its refills, grows,
+        large objects and contended lock waits; the collections record their stop-the-world
+        and sweep. On exit the block's TraceResult is in the context object's .result, and
+        with a path it is written as a Perfetto trace (ui.perfetto.dev opens it)."""
+        if isinstance(events_per_m, bool) or not isinstance(events_per_m, int) or not 1 <= events_per_m <= 1 << 24:
+            raise ValueError(f"events_per_m must be an int in 1..{1 << 24}, not {events_per_m!r}")
+        self._check_open()
+        return _Trace(self, path, events_per_m)
+
+    cdef int _trace_start(self, uint32_t per_buf) except -1:
+        if self.rt.trace != NULL:
+            raise GoRuntimeError("a trace is already recording on this runtime")
+        self.rt.trace = trace_new(per_buf)
+        if self.rt.trace == NULL:
+            raise MemoryError("cannot allocate the trace buffers")
+        return 0
+
+    cdef object _trace_stop(self):
+        """Stops recording and returns the TraceResult. The buffers are copied with the
+        world stopped; Ms still running keep writing to theirs, so those are freed only
+        with the Runtime."""
+        cdef trace_t* t = self.rt.trace
+        cdef tracecopy_t copy
+        cdef int err = 0
+        self.rt.trace = NULL
+        t.retired = self.rt.traces_done
+        self.rt.traces_done = t
+        if self.closed:
+            raise GoRuntimeError("runtime closed")
+        self._begin_call()
+        try:
+            with nogil:
+                pthread_mutex_lock(&self.rt.sched.gc_sema)
+                stopTheWorld(self.rt, NULL)
+                err = trace_snapshot(t, &copy)
+                startTheWorld(self.rt, NULL)
+                pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        finally:
+            self._end_call()
+        if err:
+            raise MemoryError("cannot copy the trace")
+        try:
+            events = trace_events(&copy)
+        finally:
+            trace_copy_free(&copy)
+        return TraceResult(events, copy.dropped, self._lock_names(), dict(SITE_NAMES), t.start_ns)
+
+    cdef dict _lock_names(self):
+        """Each runtime mutex's address -> (lock class, name), for the trace's lock waits."""
+        names = {<uintptr_t>&self.rt.heap.lock: ("mheap", "mheap"),
+                 <uintptr_t>&self.rt.sched.lock: ("sched", "sched")}
+        cdef int spc, i
+        for spc in range(2, self.rt.sc.num_classes * 2):
+            names[<uintptr_t>&self.rt.central[spc].lock] = ("mcentral", f"mcentral[{spc}]")
+        for i in range(self.rt.gomaxprocs):
+            names[<uintptr_t>&self.rt.allp[i].mcache.lock] = ("mcache", f"mcache[P{i}]")
+        if self.rt.shared != NULL:
+            names[<uintptr_t>&self.rt.shared.mcache.lock] = ("sharedcache", "shared mcache")
+        return names
 
     def heapmap(self):
         """Where every page of the heap is now (goruntime.mstats.HeapMap): in a span held

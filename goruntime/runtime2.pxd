@@ -15,6 +15,7 @@ from goruntime.lock cimport mutex_t
 from goruntime.mcache cimport mcache_t
 from goruntime.mcentral cimport mcentral_t
 from goruntime.mheap cimport mheap_t, pagecache_t
+from goruntime.trace cimport trace_t
 from goruntime.sizeclasses cimport sizeclasses_t, MAX_SPAN_CLASSES, MAX_SIZE_CLASSES
 
 cpdef enum PStatus:
@@ -105,6 +106,8 @@ cdef struct runtime:
     # The "shared" mode's one cache for every P, with its page cache; its
     # other P fields are unused. NULL in the other modes.
     p_t* shared
+    trace_t* trace              # NULL unless rt.trace() records: Ms starting now attach
+    trace_t* traces_done        # finished traces (Ms may still write to them), freed last
     int mcache_mode
     const sizeclasses_t* sc
     uint64_t zerobase           # Go's zerobase: the address of every zero-byte object

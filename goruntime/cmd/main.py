@@ -15,7 +15,13 @@ def cmd_run(args):
     from goruntime.cmd.report import format_run, path_shares
 
     with Runtime(**runtime_kwargs(args)) as rt:
-        result = rt.run(**run_kwargs(args))
+        if args.trace:
+            with rt.trace(args.trace) as recording:
+                result = rt.run(**run_kwargs(args))
+            print(f"goruntime run: wrote {args.trace}: {recording.result!r} (open it in ui.perfetto.dev)",
+                  file=sys.stderr)
+        else:
+            result = rt.run(**run_kwargs(args))
         result.config.update(rt.modes)
         ms = rt.memstats()
         locks = rt.lockstats()
@@ -45,6 +51,9 @@ def parser():
                          "at random, a bounded live set each) and reports throughput per M, the "
                          "allocation paths taken, lock contention, GC and memstats.")
     add_workload_args(run)
+    run.add_argument("--trace", metavar="FILE", default=None,
+                     help="record a timeline of every M (P held, refills, grows, large objects, lock "
+                          "waits, stop-the-world, sweep) as a Perfetto trace for ui.perfetto.dev")
     run.set_defaults(func=cmd_run)
     sc = sub.add_parser("sizeclasses", help="print a size-class table like Go's sizeclasses.go",
                         description="Prints a size-class table in the form of Go's sizeclasses.go.")
