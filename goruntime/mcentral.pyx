@@ -137,8 +137,15 @@ cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp
     return x
 
 
+cdef object _VIEW = object()
+
+
 cdef class MCentral:
     """The central free list of one span class (a view into the Runtime's array)."""
+
+    def __cinit__(self, token=None):
+        if token is not _VIEW:
+            raise TypeError("MCentral objects are views of a Runtime's mcentrals: use Runtime.centrals")
 
     @property
     def spanclass(self):
@@ -154,3 +161,10 @@ cdef class MCentral:
 
     def lockstats(self):
         return mutex_stats(&self.c.lock)
+
+
+cdef MCentral make_MCentral(object owner, mcentral_t* c):
+    cdef MCentral view = MCentral.__new__(MCentral, _VIEW)
+    view.c = c
+    view.owner = owner
+    return view

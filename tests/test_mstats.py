@@ -2,6 +2,7 @@
 (goruntime.mstats.memstats_problems, which conftest's assert_memstats_invariants and the
 stress runner both check through)."""
 import threading
+import time
 
 import pytest
 
@@ -26,6 +27,10 @@ def test_memstats_and_gc_from_other_threads_during_a_run():
                     gcs[0] += 1
                     if done.is_set():
                         break
+                    # A loop of stop-the-worlds with no pause would keep the Ms
+                    # parked (a Go program calling runtime.GC in a loop too):
+                    # leave them a moment.
+                    time.sleep(0.0002)
             except BaseException as e:              # reported below
                 errors.append(e)
 
