@@ -95,8 +95,15 @@ cdef list mcache_spans(mcache_t* c):
     return out
 
 
+cdef object _VIEW = object()
+
+
 cdef class MCache:
     """A P's span cache (a view; exact only while the world is stopped or the P idle)."""
+
+    def __cinit__(self, token=None):
+        if token is not _VIEW:
+            raise TypeError("MCache objects are views of a Runtime's Ps: use Runtime.ps[i].mcache")
 
     def spans(self):
         if self.owner.closed:
@@ -126,7 +133,7 @@ cdef class MCache:
 
 
 cdef MCache make_MCache(object owner, mcache_t* c):
-    cdef MCache view = MCache.__new__(MCache)
+    cdef MCache view = MCache.__new__(MCache, _VIEW)
     view.c = c
     view.owner = owner
     return view

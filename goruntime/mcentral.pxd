@@ -69,3 +69,6 @@ cdef inline spanset_t* fullUnswept(mcentral_t* c, uint32_t sg) noexcept nogil:
 cdef class MCentral:
     cdef mcentral_t* c
     cdef object owner           # keeps the C memory alive
+
+
+cdef MCentral make_MCentral(object owner, mcentral_t* c)

@@ -190,10 +190,15 @@ class SpanList(list):
         slots = sum(s.nelems for s in self)
         head = f"<{self.name}: {len(self)} span{'s' if len(self) != 1 else ''}, {used}/{slots} slots allocated"
         return head + ("" if not self else ":\n  " + "\n  ".join(map(repr, self))) + ">"
+cdef object _VIEW = object()
 
 
 cdef class MCentral:
     """The central free list of one span class (a view into the Runtime's array)."""
+
+    def __cinit__(self, token=None):
+        if token is not _VIEW:
+            raise TypeError("MCentral objects are views of a Runtime's mcentrals: use Runtime.centrals")
 
     @property
     def spanclass(self):
@@ -244,9 +249,18 @@ cdef class MCentral:
 
     @property
     def elemsize(self):
-        return self.c.heap.sc.class_to_size[spanClassSizeclass(self.c.spanclass)]
+        # From the Runtime's tables: the mheap (and c.heap) is gone once it is closed.
+        sizeclass = spanClassSizeclass(self.c.spanclass)
+        return self.owner.sizeclasses.class_to_size(sizeclass) if sizeclass else 0
 
     def __repr__(self):
         kind = "noscan" if self.noscan else "scan"
         mode = "spanset" if self.c.mode == MCENTRAL_SPANSET else "mutex"
         return f"<mcentral[{self.spanclass}] {self.elemsize} B {kind} ({mode})>"
+
+
+cdef MCentral make_MCentral(object owner, mcentral_t* c):
+    cdef MCentral view = MCentral.__new__(MCentral, _VIEW)
+    view.c = c
+    view.owner = owner
+    return view

@@ -5,7 +5,7 @@
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,
-    popcount64, nanotime, store64, GR_ASSERT)
+    popcount64, nanotime, store64, load32, GR_ASSERT)
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
     refillAllocCache, SPAN_INUSE, span_count_alloc)
@@ -181,7 +181,11 @@ cdef void set_heap_goal(runtime_t* rt) noexcept nogil:
     if rt.gogc < 0:
         rt.heap_goal = <uint64_t>-1
         return
-    goal = rt.heap_marked + rt.heap_marked * <uint64_t>rt.gogc // 100
+    # Saturating: GOGC may be as large as 2**31-1.
+    if rt.heap_marked > (<uint64_t>-1) // (<uint64_t>rt.gogc + 100):
+        goal = <uint64_t>-1
+    else:
+        goal = rt.heap_marked * (<uint64_t>rt.gogc + 100) // 100
     rt.heap_goal = goal if goal > MIN_HEAP_GOAL else MIN_HEAP_GOAL
 
 
@@ -227,6 +231,10 @@ cdef bint gcTryStart(runtime_t* rt, p_t* mine) noexcept nogil:
     at its next safe point instead). True if this call collected."""
     if pthread_mutex_trylock(&rt.sched.gc_sema) != 0:
         return False
+    if load32(&rt.sched.closed):
+        # close() took every P: the world cannot be stopped again.
+        pthread_mutex_unlock(&rt.sched.gc_sema)
+        return False
     gcStart(rt, mine)
     pthread_mutex_unlock(&rt.sched.gc_sema)
     return True
@@ -267,9 +275,7 @@ cdef str _span_problem(mheap_t* h, mspan_t* s, bint cached):
     return None
 
 
-def _verify_spanset(uintptr_t h_addr, uintptr_t c_addr, int spc, place, list problems):
-    cdef mheap_t* h = <mheap_t*>h_addr
-    cdef mcentral_t* c = <mcentral_t*>c_addr
+cdef int _verify_spanset(mheap_t* h, mcentral_t* c, int spc, place, list problems) except -1:
     cdef uint32_t sg = h.sweepgen
     cdef spanset_t* st
     cdef mspan_t* s
@@ -292,10 +298,16 @@ def _verify_spanset(uintptr_t h_addr, uintptr_t c_addr, int spc, place, list pro
             p = _span_problem(h, s, False)
             if p:
                 problems.append(p)
+    return 0
 
 
 cdef tuple verify_heap(runtime_t* rt):
     """Checks the heap's invariants; the world is stopped. Returns the problems found.
+
+    It builds Python objects with the world stopped, so the caller keeps every
+    other Python code out meanwhile (Runtime.verify: the cyclic GC, whose
+    finalizers could call back into the runtime, is off, and the GIL is held
+    throughout).
 
     Every in-use span is in exactly one place (an mcache, an mcentral list or
     the large list) and owns exactly the pages that point at it; a page is free
@@ -332,7 +344,7 @@ cdef tuple verify_heap(runtime_t* rt):
     for spc in range(2, rt.sc.num_classes * 2):
         c = rt.central[spc]
         if c.mode == MCENTRAL_SPANSET:
-            _verify_spanset(<uintptr_t>h, <uintptr_t>c, spc, place, problems)
+            _verify_spanset(h, c, spc, place, problems)
             continue
         for which in ("nonempty", "empty"):
             lst = &c.nonempty if which == "nonempty" else &c.empty

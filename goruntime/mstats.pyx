@@ -11,14 +11,14 @@
 #   HeapAlloc <= HeapInuse
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from goruntime.sys cimport popcount64, load64
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mheap cimport mheap_t, heapregion_t, ARENA_BYTES
 from goruntime.mcentral cimport mcentral_t, MCENTRAL_SPANSET
 from goruntime.sizeclasses cimport spanClassSizeclass
 from goruntime.mspanset cimport spanset_t, spanset_len, spanset_at
-from goruntime.runtime2 cimport p_t, NUM_PAUSES, num_mcaches, mcache_holder
+from goruntime.runtime2 cimport p_t, num_mcaches, mcache_holder
 from goruntime.mgc cimport flushallmcaches
 from goruntime.sizeclasses cimport PAGE_SIZE, MAX_SMALL_SIZE
 
@@ -42,89 +42,110 @@ cdef void _count_set(spanset_t* st, uint64_t* pages, uint64_t* alloc, uint64_t* 
         _count_span(spanset_at(st, i), pages, alloc, objects)
 
 
-cdef dict read_memstats(runtime_t* rt):
-    """MemStats fields by Go's names; the caller has stopped the world."""
+cdef void memstats_read(runtime_t* rt, memstats_t* st) noexcept nogil:
+    """Copies what MemStats reports; the caller has stopped the world."""
     cdef mheap_t* h = rt.heap
-    cdef uint64_t pages = 0, alloc = 0, objects = 0, free_pages = 0, scav_pages = 0
-    cdef uint64_t nmalloc = 0, tiny = 0, large = 0, large_bytes = 0, total = 0, refills = 0
-    cdef uint64_t nfree = 0, grows = 0
     cdef int spc, i, sc
     cdef uint32_t k
     cdef size_t w
     cdef heapregion_t* r
     cdef mcentral_t* c
     cdef p_t* pp
-    with nogil:
-        flushallmcaches(rt)
-        for spc in range(2, rt.sc.num_classes * 2):
-            c = rt.central[spc]
-            _count_list(&c.nonempty, &pages, &alloc, &objects)
-            _count_list(&c.empty, &pages, &alloc, &objects)
-            for k in range(2):
-                _count_set(&c.partial[k], &pages, &alloc, &objects)
-                _count_set(&c.full[k], &pages, &alloc, &objects)
-            grows += c.ngrow
-        _count_list(&h.large, &pages, &alloc, &objects)
-        for k in range(h.nregions):
-            r = &h.regions[k]
-            for w in range((r.npages + 63) // 64):
-                free_pages += popcount64(r.free_bits[w])
-                scav_pages += popcount64(r.scav_bits[w])
-        # Pages in a page cache are idle: no span holds them yet.
-        for i in range(num_mcaches(rt)):
-            free_pages += popcount64(mcache_holder(rt, i).pcache.cache)
-            scav_pages += popcount64(mcache_holder(rt, i).pcache.scav)
-    by_size = []
-    for sc in range(1, rt.sc.num_classes):
-        mallocs_c = sum(mcache_holder(rt, i).mcache.nmalloc[sc] for i in range(num_mcaches(rt)))
-        by_size.append({"Size": rt.sc.class_to_size[sc], "Mallocs": mallocs_c, "Frees": rt.nfree[sc]})
-        nmalloc += mallocs_c
-        nfree += rt.nfree[sc]
-        total += mallocs_c * rt.sc.class_to_size[sc]
+    memset(st, 0, sizeof(memstats_t))
+    flushallmcaches(rt)
+    for spc in range(2, rt.sc.num_classes * 2):
+        c = rt.central[spc]
+        _count_list(&c.nonempty, &st.pages, &st.alloc, &st.objects)
+        _count_list(&c.empty, &st.pages, &st.alloc, &st.objects)
+        for k in range(2):
+            _count_set(&c.partial[k], &st.pages, &st.alloc, &st.objects)
+            _count_set(&c.full[k], &st.pages, &st.alloc, &st.objects)
+        st.grows += c.ngrow
+    _count_list(&h.large, &st.pages, &st.alloc, &st.objects)
+    for k in range(h.nregions):
+        r = &h.regions[k]
+        for w in range((r.npages + 63) // 64):
+            st.free_pages += popcount64(r.free_bits[w])
+            st.scav_pages += popcount64(r.scav_bits[w])
     for i in range(num_mcaches(rt)):
         pp = mcache_holder(rt, i)
-        tiny += pp.mcache.tinyallocs
-        large += pp.mcache.large_allocs
-        large_bytes += pp.mcache.large_bytes
-        refills += pp.mcache.refills
-    pauses = [rt.pause_ns[(rt.numgc - 1 - j) % NUM_PAUSES] for j in range(min(rt.numgc, NUM_PAUSES))]
+        # Pages in a page cache are idle: no span holds them yet.
+        st.free_pages += popcount64(pp.pcache.cache)
+        st.scav_pages += popcount64(pp.pcache.scav)
+        for sc in range(1, rt.sc.num_classes):
+            st.mallocs[sc] += pp.mcache.nmalloc[sc]
+        st.tiny += pp.mcache.tinyallocs
+        st.large += pp.mcache.large_allocs
+        st.large_bytes += pp.mcache.large_bytes
+        st.refills += pp.mcache.refills
+    for sc in range(1, rt.sc.num_classes):
+        st.frees[sc] = rt.nfree[sc]
+    st.large_frees = rt.large_frees
+    st.heap_sys = h.heap_sys
+    st.nspans_inuse = h.nspans_inuse
+    st.nspans_alloc = h.nspans_alloc
+    st.bits_bytes = h.bits_bytes
+    st.table_bytes = h.table_bytes
+    st.heap_grows = h.heap_grows
+    st.pcache_refills = h.pcache_refills
+    st.pcache_allocs = h.pcache_allocs
+    st.heap_live = load64(&h.heap_live)
+    st.heap_goal = rt.heap_goal
+    st.gogc = rt.gogc
+    st.last_gc_ns = rt.last_gc_ns
+    st.numgc = rt.numgc
+    st.pause_total_ns = rt.pause_total_ns
+    memcpy(st.pause_ns, rt.pause_ns, sizeof(rt.pause_ns))
+
+
+cdef dict memstats_dict(runtime_t* rt, memstats_t* st):
+    """MemStats fields by Go's names, from a snapshot (the world may run)."""
+    cdef uint64_t nmalloc = 0, nfree = 0, total = 0
+    cdef int sc
+    by_size = []
+    for sc in range(1, rt.sc.num_classes):
+        by_size.append({"Size": rt.sc.class_to_size[sc], "Mallocs": st.mallocs[sc], "Frees": st.frees[sc]})
+        nmalloc += st.mallocs[sc]
+        nfree += st.frees[sc]
+        total += st.mallocs[sc] * rt.sc.class_to_size[sc]
+    pauses = [st.pause_ns[(st.numgc - 1 - j) % NUM_PAUSES] for j in range(min(st.numgc, NUM_PAUSES))]
     span_struct = sizeof(mspan_t) + (-sizeof(mspan_t)) % 64
     mcache_struct = sizeof(p_t)
     central_struct = sizeof(mcentral_t) + (-sizeof(mcentral_t)) % 64
     return {
-        "Mallocs": nmalloc + tiny + large,
-        "Frees": nfree + tiny + rt.large_frees,
-        "HeapAlloc": alloc,
-        "Alloc": alloc,
-        "TotalAlloc": total + large_bytes,
-        "HeapSys": h.heap_sys,
-        "HeapIdle": free_pages * PAGE_SIZE,
-        "HeapInuse": pages * PAGE_SIZE,
-        "HeapReleased": scav_pages * PAGE_SIZE,
-        "HeapObjects": objects,
-        "MSpanInuse": h.nspans_inuse * span_struct,
-        "MSpanSys": h.nspans_alloc * span_struct,
+        "Mallocs": nmalloc + st.tiny + st.large,
+        "Frees": nfree + st.tiny + st.large_frees,
+        "HeapAlloc": st.alloc,
+        "Alloc": st.alloc,
+        "TotalAlloc": total + st.large_bytes,
+        "HeapSys": st.heap_sys,
+        "HeapIdle": st.free_pages * PAGE_SIZE,
+        "HeapInuse": st.pages * PAGE_SIZE,
+        "HeapReleased": st.scav_pages * PAGE_SIZE,
+        "HeapObjects": st.objects,
+        "MSpanInuse": st.nspans_inuse * span_struct,
+        "MSpanSys": st.nspans_alloc * span_struct,
         "MCacheInuse": num_mcaches(rt) * mcache_struct,
         "MCacheSys": num_mcaches(rt) * mcache_struct,
-        "GCSys": h.bits_bytes,
-        "OtherSys": h.table_bytes + rt.sc.num_classes * 2 * central_struct,
-        "NextGC": rt.heap_goal if rt.gogc >= 0 else 0,
-        "LastGC": rt.last_gc_ns,
-        "NumGC": rt.numgc,
-        "PauseTotalNs": rt.pause_total_ns,
+        "GCSys": st.bits_bytes,
+        "OtherSys": st.table_bytes + rt.sc.num_classes * 2 * central_struct,
+        "NextGC": st.heap_goal if st.gogc >= 0 else 0,
+        "LastGC": st.last_gc_ns,
+        "NumGC": st.numgc,
+        "PauseTotalNs": st.pause_total_ns,
         "PauseNs": pauses,
         "BySize": by_size,
         # allocation paths
-        "TinyAllocs": tiny,
-        "MCacheHits": nmalloc - refills,
-        "Refills": refills,
-        "MCentralGrows": grows,
-        "HeapGrows": h.heap_grows,
-        "PageCacheRefills": h.pcache_refills,
-        "PageCacheAllocs": h.pcache_allocs,
-        "LargeAllocs": large,
-        "LargeFrees": rt.large_frees,
-        "HeapLive": load64(&h.heap_live),
+        "TinyAllocs": st.tiny,
+        "MCacheHits": nmalloc - st.refills,
+        "Refills": st.refills,
+        "MCentralGrows": st.grows,
+        "HeapGrows": st.heap_grows,
+        "PageCacheRefills": st.pcache_refills,
+        "PageCacheAllocs": st.pcache_allocs,
+        "LargeAllocs": st.large,
+        "LargeFrees": st.large_frees,
+        "HeapLive": st.heap_live,
     }
 
 

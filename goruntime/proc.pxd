@@ -30,6 +30,8 @@ cdef void startTheWorld(runtime_t* rt, p_t* mine) noexcept nogil
 cdef bint exitsyscall_fast(m_t* mp) noexcept nogil
 cdef void entersyscall(runtime_t* rt, m_t* mp) noexcept nogil
 cdef void sched_close(runtime_t* rt) noexcept nogil
+cdef bint sched_closed(runtime_t* rt) noexcept nogil
+cdef uint64_t fork_generation() noexcept nogil
 cdef dict sched_stats(runtime_t* rt)
 cdef void m_begin(m_t* mp) noexcept nogil
 cdef void m_end(m_t* mp) noexcept nogil
@@ -63,5 +65,7 @@ cdef P make_P(object owner, p_t* p)
 cdef class M:
     cdef m_t* m
     cdef bint started
+    cdef uint64_t forkgen
     cdef int start(self, runtime_t* rt, void* (*fn)(void*) noexcept nogil, void* work) noexcept
     cdef void join(self) noexcept nogil
+    cdef bint timed_join(self, uint64_t timeout_ns) noexcept nogil

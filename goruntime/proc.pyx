@@ -3,7 +3,8 @@
 from libc.stdlib cimport free
 from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
     pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy, pthread_create,
-    pthread_join, load32, store32, load64, store64, cas64, alloc_aligned, thread_cputime, GR_ASSERT)
+    pthread_join, pthread_mutex_lock, pthread_mutex_unlock, pthread_t, load32, store32, load64,
+    store64, cas64, alloc_aligned, thread_cputime, GR_ASSERT)
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
     thread_lock_wait_ns, SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
 from goruntime.mcache cimport make_MCache
@@ -26,6 +27,38 @@ cdef extern from "<sys/resource.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     long gettid()
 
+cdef extern from "<time.h>" nogil:
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    int CLOCK_REALTIME
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_timedjoin_np(pthread_t thread, void** retval, const timespec* abstime)
+
+# The fork generation: bumped in the child of every fork(), by a pthread_atfork
+# handler (so also for forks that Python's os.register_at_fork never sees). A
+# Runtime, and each M, remembers the generation it was made in; in a child they
+# are unusable: the threads that ran the Ms, and held the runtime's locks, do
+# not exist there.
+cdef extern from *:
+    """
+    #include <pthread.h>
+    static volatile uint64_t gr_forkgen = 0;
+    static void gr_forkgen_child(void) { gr_forkgen++; }
+    static int gr_forkgen_register(void) { return pthread_atfork(NULL, NULL, gr_forkgen_child); }
+    """
+    uint64_t gr_forkgen
+    int gr_forkgen_register() nogil
+
+if gr_forkgen_register() != 0:
+    raise ImportError("goruntime.proc: pthread_atfork failed")
+
+
+cdef uint64_t fork_generation() noexcept nogil:
+    return gr_forkgen
+
 
 cdef inline uint64_t _status(uint64_t token, int state) noexcept nogil:
     return (token << 8) | <uint64_t>state
@@ -43,6 +76,7 @@ cdef int sched_init(runtime_t* rt) noexcept nogil:
         rt.sched.pidle = rt.allp[i]
         store64(&rt.allp[i].status, _status(0, P_IDLE))
     rt.sched.npidle = rt.gomaxprocs
+    rt.sched.forkgen = gr_forkgen
     return 0
 
 
@@ -257,11 +291,40 @@ cdef void entersyscall(runtime_t* rt, m_t* mp) noexcept nogil:
 
 
 cdef void sched_close(runtime_t* rt) noexcept nogil:
-    """Wakes every M waiting for a P; they see the runtime closed and give up."""
+    """Closes the scheduler for good: takes every P, as a stop-the-world that never
+    ends, and returns once none is held. Ms waiting for a P give up (acquirep
+    returns NULL); Ms holding one give it back at their next safe point; a Python
+    thread's call finishes and releases its P; a P parked in P_SYSCALL is stolen.
+    Since the heap is touched only by threads holding a P, the caller may release
+    the heap afterwards. gc_sema first: no collection, verify or memstats runs
+    meanwhile, and one that was waiting sees `closed` once it gets the semaphore.
+    Idempotent; never called by a thread that holds a P of rt (it would wait for
+    itself)."""
+    cdef p_t* pp
+    pthread_mutex_lock(&rt.sched.gc_sema)
     lock(&rt.sched.lock, SITE_STW)
     store32(&rt.sched.closed, 1)
+    if not rt.sched.gcwaiting:
+        store32(&rt.sched.gcwaiting, 1)
+        rt.sched.stopwait = rt.gomaxprocs
+        while rt.sched.pidle != NULL:
+            pp = rt.sched.pidle
+            rt.sched.pidle = pp.link
+            pp.link = NULL
+            store64(&pp.status, _status(0, P_GCSTOP))
+            rt.sched.stopwait -= 1
+        rt.sched.npidle = 0
     pthread_cond_broadcast(&rt.sched.pidle_cond)
+    _steal_syscall_ps(rt, NULL)
+    while rt.sched.stopwait > 0:
+        cond_wait(&rt.sched.stop_cond, &rt.sched.lock, SITE_STW)
+        _steal_syscall_ps(rt, NULL)
     unlock(&rt.sched.lock)
+    pthread_mutex_unlock(&rt.sched.gc_sema)
+
+
+cdef bint sched_closed(runtime_t* rt) noexcept nogil:
+    return load32(&rt.sched.closed) != 0
 
 
 cdef void m_begin(m_t* mp) noexcept nogil:
@@ -297,8 +360,17 @@ cdef dict sched_stats(runtime_t* rt):
 
 
 
+# Views are made only by the Runtime that owns their C memory: P.__new__(P) from
+# Python, without this token, raises instead of giving a view of nothing.
+cdef object _VIEW = object()
+
+
 cdef class P:
     """A logical processor: the right to allocate, and the mcache that goes with it."""
+
+    def __cinit__(self, token=None):
+        if token is not _VIEW:
+            raise TypeError("P objects are views of a Runtime's Ps: use Runtime.ps")
 
     @property
     def id(self):
@@ -317,7 +389,7 @@ cdef class P:
 
 
 cdef P make_P(object owner, p_t* p):
-    cdef P view = P.__new__(P)
+    cdef P view = P.__new__(P, _VIEW)
     view.p = p
     view.owner = owner
     return view
@@ -341,15 +413,33 @@ cdef class M:
     cdef int start(self, runtime_t* rt, void* (*fn)(void*) noexcept nogil, void* work) noexcept:
         self.m.rt = rt
         self.m.work = work
+        self.forkgen = gr_forkgen
         if pthread_create(&self.m.thread, NULL, fn, self.m) != 0:
             return -1
         self.started = True
         return 0
 
     cdef void join(self) noexcept nogil:
-        if self.started:
+        # In the child of a fork the thread does not exist: joining it would wait forever.
+        if self.started and self.forkgen == gr_forkgen:
             pthread_join(self.m.thread, NULL)
+        self.started = False
+
+    cdef bint timed_join(self, uint64_t timeout_ns) noexcept nogil:
+        """Joins the thread if it ends within timeout_ns; True once joined."""
+        cdef timespec ts
+        cdef uint64_t ns
+        if not self.started or self.forkgen != gr_forkgen:
             self.started = False
+            return True
+        clock_gettime(CLOCK_REALTIME, &ts)
+        ns = <uint64_t>ts.tv_nsec + timeout_ns
+        ts.tv_sec += <long>(ns // 1000000000)
+        ts.tv_nsec = <long>(ns % 1000000000)
+        if pthread_timedjoin_np(self.m.thread, NULL, &ts) == 0:
+            self.started = False
+            return True
+        return False
 
     def stats(self):
         m = self.m

@@ -8,56 +8,104 @@ Its methods stand for the Go entry points: malloc for mallocgc (new, make),
 gc for runtime.GC, memstats for runtime.ReadMemStats, gomaxprocs for
 GOMAXPROCS, proc() for a goroutine keeping its P across calls. free, read,
 write and verify have no Go counterpart: liveness is explicit here, and the
-accesses are checked against the object's extent."""
+accesses are checked against the object's extent.
+
+What keeps a Python caller from crashing or hanging the process:
+
+- A P is the licence to touch the heap. Every call takes one (or stops the
+  world) only after its arguments are checked and converted, runs no Python
+  code while it holds it (results and exceptions are built after it is given
+  back), and gives it back on every path. close() takes every P for good, as
+  a stop-the-world that never ends, and only then releases the heap: a call in
+  progress finishes, a later one gets "runtime closed".
+- Python code that runs inside a call anyway (a finalizer or weakref callback
+  run by the cyclic GC, a signal handler) cannot re-enter the runtime while the
+  thread holds a P or the world is stopped: such a call raises GoRuntimeError
+  instead of waiting for itself. verify() keeps the cyclic GC off while the
+  world is stopped.
+- `with rt.proc():` binds the thread to a session that the thread owns (C
+  thread-local storage points at it), not the context object: blocks may nest,
+  exit out of order (generators, asyncio tasks), exit on another thread, or be
+  dropped without __exit__; the session ends, and its P goes back, when the
+  last block is gone.
+- After fork() only the forking thread exists in the child: every Runtime made
+  before the fork raises GoRuntimeError there; a new Runtime works.
+"""
 import os
-import threading
+import weakref
 from collections.abc import Mapping
 cimport cython
-from libc.stdint cimport uintptr_t
-from libc.stdlib cimport free
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport free, calloc
 from libc.string cimport memset, memcpy
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock, assertions_enabled
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
 from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
 from goruntime.mspan cimport spanview_t, make_span
-from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, mcentral_snapshot, MCentral,
+from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, mcentral_snapshot, make_MCentral,
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
 from goruntime.mcache cimport mcache_init, make_MCache
-from goruntime.runtime2 cimport MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED, num_mcaches, mcache_holder
+from goruntime.runtime2 cimport (MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED, num_mcaches,
+    mcache_holder)
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
-    exitsyscall_fast, entersyscall, sched_close, sched_stats, stopTheWorld, startTheWorld,
-    make_P)
+    exitsyscall_fast, entersyscall, sched_close, sched_closed, sched_stats, stopTheWorld,
+    startTheWorld, make_P, fork_generation)
 from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
-from goruntime.mstats cimport read_memstats, heapmap_t, heapmap_fill, heapmap_free, heapmap_object
+from goruntime.mstats cimport (memstats_t, memstats_read, memstats_dict, heapmap_t, heapmap_fill,
+    heapmap_free, heapmap_object)
 from goruntime.workload cimport run_kernel
+from goruntime.workload import run_config
 from goruntime.trace cimport trace_t, trace_new, trace_free, trace_snapshot, trace_events, trace_copy_free, tracecopy_t
 from goruntime.trace import TraceResult
-from goruntime.lock import SITE_NAMES
-from goruntime.workload import run_config
-from goruntime.lock import sum_lockstats
+from goruntime.lock import SITE_NAMES, sum_lockstats
 from goruntime.errors import GoRuntimeError
 from goruntime.sizeclasses import normalize_version
+from goruntime.args import check_int, check_bool, check_choice
 
-# The P a Python thread holds inside `with rt.proc():`, kept in C thread-local
-# storage so that each call finds it in a nanosecond.
+cdef extern from "Python.h":
+    long long PyLong_AsLongLongAndOverflow(object obj, int* overflow) except? -1
+    int PyGC_Enable()
+    int PyGC_Disable()
+
+# This thread's proc() session and whether it is inside a call, in C thread-local
+# storage, so that each call finds them in a nanosecond. `busy` is set while the
+# thread holds a P for a call or has the world stopped: a re-entrant call (from a
+# finalizer, say) then raises instead of waiting for its own thread. In the child
+# of a fork the forking thread starts afresh (the Runtimes it knew are unusable
+# there anyway).
 cdef extern from *:
     """
-    typedef struct { void *rt; void *m; int depth; } gr_proc_tls_t;
-    static __thread gr_proc_tls_t gr_proc_tls;
+    #include <pthread.h>
+    typedef struct { uint64_t serial; void *sess; int busy; } gr_tls_t;
+    static __thread gr_tls_t gr_tls;
+    static void gr_tls_child(void) { gr_tls.serial = 0; gr_tls.sess = 0; gr_tls.busy = 0; }
+    static int gr_tls_register(void) { return pthread_atfork(NULL, NULL, gr_tls_child); }
     """
-    ctypedef struct gr_proc_tls_t:
-        void* rt
-        void* m
-        int depth
-    gr_proc_tls_t proc_tls "gr_proc_tls"
+    ctypedef struct gr_tls_t:
+        uint64_t serial
+        void* sess
+        int busy
+    gr_tls_t tls "gr_tls"
+    int gr_tls_register()
+
+if gr_tls_register() != 0:
+    raise ImportError("goruntime.runtime: pthread_atfork failed")
+
+# A thread's `with rt.proc():` session: the M that holds the thread's P between
+# calls (in P_SYSCALL) and the blocks entered on it. It lives as long as anyone
+# refers to it: the thread while it is bound to it, and each block entered on it
+# and not yet exited. Touched only with the GIL held.
+ctypedef struct session_t:
+    m_t m
+    int active              # blocks entered and not yet exited
+    int refs                # the thread's binding + one per such block
 
 
-cdef inline m_t* _proc_m(runtime_t* rt) noexcept nogil:
-    if proc_tls.rt == <void*>rt:
-        return <m_t*>proc_tls.m
-    return NULL
+# Every Runtime by serial, for a thread whose binding outlived its blocks.
+_RUNTIMES = weakref.WeakValueDictionary()
+cdef uint64_t _last_serial = 0
 
 
 # The comparison modes: per-P caches as Go has them, behind a mutex each, or
@@ -79,28 +127,43 @@ ASSERTIONS = bool(assertions_enabled())
 
 
 def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):
-    """Raises ValueError (TypeError for pagecache) naming a mode that does not exist."""
-    if mcache not in _MCACHE_MODE:
-        raise ValueError(f"mcache must be one of {', '.join(MCACHE_MODES)}, not {mcache!r}")
-    if mcentral not in _MCENTRAL_MODE:
-        raise ValueError(f"mcentral must be one of {', '.join(MCENTRAL_MODES)}, not {mcentral!r}")
-    if not isinstance(pagecache, bool):
-        raise TypeError(f"pagecache must be True or False, not {pagecache!r}")
+    """Raises ValueError (TypeError for a value of the wrong type) naming a mode that does not exist."""
+    check_choice("mcache", mcache, MCACHE_MODES)
+    check_choice("mcentral", mcentral, MCENTRAL_MODES)
+    check_bool("pagecache", pagecache)
 
 # Requests this large could not be mapped even as one reservation.
-cdef object MAX_REQUEST = 1 << 46
+cdef long long MAX_REQUEST = (<long long>1) << 46
+# read() copies into a bytes object made before it takes the P up to this size;
+# a longer read checks the extent first, so that a wild n fails as an overrun.
+cdef long long READ_PREALLOC = 1 << 20
+
+cdef str _REENTRANT = ("re-entrant call into the runtime: this thread is inside a runtime call that "
+                       "holds a P or has stopped the world (a finalizer, weakref callback or signal "
+                       "handler called back in); call it after the outer call returns")
+cdef str _FORKED = "runtime unusable after fork: create a new Runtime in the child"
 
 
-def _check_size(size):
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be an int, not {type(size).__name__}")
-    if size < 0:
-        raise ValueError(f"negative size {size}")
+cdef inline int _count_arg(str name, object value, long long hi, long long* out) except -1:
+    """A size or byte count: an int between 0 and hi, checked before any P is taken."""
+    cdef int ovf = 0
+    cdef long long v
+    if type(value) is not int:
+        value = check_int(name, value)
+    v = PyLong_AsLongLongAndOverflow(value, &ovf)
+    if ovf != 0 or v < 0 or v > hi:
+        check_int(name, value, 0, hi)           # raises the ValueError naming the range
+    out[0] = v
+    return 0
 
 
-def _check_addr(addr):
-    if isinstance(addr, bool) or not isinstance(addr, int):
-        raise TypeError(f"address must be an int, not {type(addr).__name__}")
+cdef inline uintptr_t _addr_arg(object addr) except? 0:
+    """An address as the C value, or 0 for an int that cannot be one (a bad pointer)."""
+    if type(addr) is not int:
+        addr = check_int("addr", addr)
+    if 0 < addr < 2**64:
+        return <uintptr_t>addr
+    return 0
 
 
 def _bytes(n):
@@ -179,45 +242,162 @@ class MemStats(Mapping):
                 f"NumGC={self.NumGC}, PauseTotalNs={self.PauseTotalNs / 1e6:.3f} ms)")
 
 
+# -- proc() sessions ------------------------------------------------------------
+
+cdef inline session_t* _bound(Runtime rt) noexcept:
+    """This thread's session on rt, if it is bound to one."""
+    if tls.serial == rt.serial:
+        return <session_t*>tls.sess
+    return NULL
+
+
+cdef void _unref(session_t* s) noexcept:
+    s.refs -= 1
+    if s.refs == 0:
+        free(s)
+
+
+cdef void _unbind() noexcept:
+    """Forgets this thread's session (its P already given back, or stolen)."""
+    cdef session_t* s = <session_t*>tls.sess
+    tls.serial = 0
+    tls.sess = NULL
+    if s != NULL:
+        _unref(s)
+
+
+cdef int _settle(Runtime rt) except -1:
+    """Before this thread enters a block of rt: a binding left from before is
+    forgotten if its Runtime is closed or gone, and ended (its P given back) if
+    its last block exited on another thread. Raises if the thread is still
+    inside a block of another Runtime."""
+    cdef session_t* s = <session_t*>tls.sess
+    cdef Runtime other
+    if s == NULL:
+        return 0
+    other = rt if tls.serial == rt.serial else _RUNTIMES.get(tls.serial)
+    if other is None or not other._usable():
+        _unbind()
+        return 0
+    if s.active > 0:
+        if other is rt:
+            return 0
+        raise GoRuntimeError("this thread is already inside another Runtime's proc(): "
+                             "leave that block first")
+    if exitsyscall_fast(&s.m):
+        releasep(other.rt, &s.m)
+    _unbind()
+    return 0
+
+
+cdef void _drop(Runtime rt, session_t* s) noexcept:
+    """One block of session s (a session of rt) is over, exited or dropped, on any
+    thread. The last one on the session's own thread gives the P back now; after
+    the last one exits on another thread, the session's thread gives it back at
+    its next call or block (the P stays stealable meanwhile)."""
+    s.active -= 1
+    if s.active == 0 and <void*>s == tls.sess and not tls.busy:
+        if rt._usable() and exitsyscall_fast(&s.m):
+            releasep(rt.rt, &s.m)
+        _unbind()
+    _unref(s)
+
+
+@cython.no_gc_clear
+@cython.final
 cdef class _Proc:
     """`with rt.proc():` — the thread keeps one P across calls, as a goroutine
-    keeps its M and P; between calls the P is in P_SYSCALL and stealable."""
+    keeps its M and P; between calls the P is in P_SYSCALL and stealable.
+
+    The P belongs to the thread's session, not to this object: blocks may nest,
+    exit in any order or on another thread, and one object may be entered by
+    several threads; a block dropped without __exit__ ends when the object is
+    freed."""
     cdef Runtime owner
-    cdef m_t m
+    cdef list entries           # the sessions this object entered, one per open block
+
+    def __cinit__(self, Runtime owner not None):
+        self.owner = owner
+        self.entries = []
 
     def __enter__(self):
-        rt = self.owner
-        rt._check_open()
-        if proc_tls.depth and proc_tls.rt != <void*>rt.rt:
-            raise GoRuntimeError("this thread is already inside another Runtime's proc()")
-        if proc_tls.depth:
-            proc_tls.depth += 1
+        cdef Runtime rt = self.owner
+        cdef session_t* s
+        rt._check_call()
+        _settle(rt)
+        s = _bound(rt)
+        if s != NULL:
+            s.active += 1
+            s.refs += 1
+            self.entries.append(<uintptr_t>s)
             return self
-        memset(&self.m, 0, sizeof(m_t))
-        self.m.id = -1
-        if not try_acquirep(rt.rt, &self.m):
-            rt._begin_call()
+        s = <session_t*>calloc(1, sizeof(session_t))
+        if s == NULL:
+            raise MemoryError("cannot allocate a proc() session")
+        s.m.id = -1
+        if not try_acquirep(rt.rt, &s.m):
             with nogil:
-                acquirep(rt.rt, &self.m)
-            rt._end_call()
-            if self.m.p == NULL:
+                acquirep(rt.rt, &s.m)
+            if s.m.p == NULL:
+                free(s)
                 raise GoRuntimeError("runtime closed")
-        entersyscall(rt.rt, &self.m)
-        proc_tls.rt = <void*>rt.rt
-        proc_tls.m = <void*>&self.m
-        proc_tls.depth = 1
+        entersyscall(rt.rt, &s.m)
+        s.active = 1
+        s.refs = 2
+        tls.serial = rt.serial
+        tls.sess = s
+        self.entries.append(<uintptr_t>s)
         return self
 
     def __exit__(self, *exc):
-        cdef m_t* mp = <m_t*>proc_tls.m
-        proc_tls.depth -= 1
-        if proc_tls.depth:
-            return False
-        proc_tls.rt = NULL
-        proc_tls.m = NULL
-        if not self.owner.closed and exitsyscall_fast(mp):
-            releasep(self.owner.rt, mp)
+        cdef Py_ssize_t i, n = len(self.entries)
+        cdef uintptr_t mine = <uintptr_t>tls.sess
+        if n == 0:
+            raise GoRuntimeError("proc(): __exit__ without a matching __enter__")
+        # This thread's own block if it has one here, else the last entered.
+        i = n - 1
+        while i >= 0 and self.entries[i] != mine:
+            i -= 1
+        if i < 0:
+            i = n - 1
+        _drop(self.owner, <session_t*><uintptr_t>self.entries.pop(i))
         return False
+
+    def __dealloc__(self):
+        if self.entries is None or self.owner is None:
+            return
+        while self.entries:
+            _drop(self.owner, <session_t*><uintptr_t>self.entries.pop())
+
+
+# -- copies made with the world stopped ------------------------------------------------
+# Each is C only, so that no Python code runs while the world is stopped; the
+# caller builds the Python result once it runs again.
+
+ctypedef struct central_copy_t:
+    int spanclass
+    int which
+    size_t n
+    spanview_t* spans
+
+
+cdef int _copy_memstats(runtime_t* rt, void* arg) noexcept nogil:
+    memstats_read(rt, <memstats_t*>arg)
+    return 0
+
+
+cdef int _copy_central(runtime_t* rt, void* arg) noexcept nogil:
+    cdef central_copy_t* c = <central_copy_t*>arg
+    c.spans = mcentral_snapshot(rt.central[c.spanclass], c.which, &c.n)
+    return 0 if c.spans != NULL else -1
+
+
+cdef int _copy_heapmap(runtime_t* rt, void* arg) noexcept nogil:
+    return heapmap_fill(rt, <heapmap_t*>arg)
+
+
+cdef int _copy_trace(runtime_t* rt, void* arg) noexcept nogil:
+    return trace_snapshot(rt.traces_done, <tracecopy_t*>arg)
 
 
 cdef class _Trace:
@@ -243,6 +423,7 @@ cdef class _Trace:
         return False
 
 
+@cython.no_gc_clear
 cdef class Runtime:
     """A model Go runtime: `Runtime(gomaxprocs=N, sizeclasses="go1.13", gogc=100)`.
 
@@ -253,21 +434,27 @@ cdef class Runtime:
 
     def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None,
                   mcache="lockfree", mcentral="mutex", pagecache=False):
+        global _last_serial
         self.rt = NULL
-        self.closed = True
+        self._closed = True
+        # Every argument first: nothing is allocated for a Runtime that cannot be made.
         if gomaxprocs is None:
             gomaxprocs = os.cpu_count() or 1
-        if isinstance(gomaxprocs, bool) or not isinstance(gomaxprocs, int):
-            raise TypeError("gomaxprocs must be an int")
-        if not 1 <= gomaxprocs <= 1024:
-            raise ValueError(f"gomaxprocs must be between 1 and 1024, not {gomaxprocs}")
-        if gogc is not None and (isinstance(gogc, bool) or not isinstance(gogc, int) or gogc < 0):
-            raise ValueError(f"gogc must be a non-negative int or None, not {gogc!r}")
-        if max_heap is not None and (not isinstance(max_heap, int) or max_heap <= 0):
-            raise ValueError(f"max_heap must be a positive number of bytes, not {max_heap!r}")
+        gomaxprocs = check_int("gomaxprocs", gomaxprocs, 1, 1024)
+        if not isinstance(sizeclasses, (str, float)):
+            raise TypeError(f"sizeclasses must be a str such as 'go1.13' (or 1.13), "
+                            f"not {type(sizeclasses).__name__}")
+        version = normalize_version(sizeclasses)
+        if gogc is not None:
+            gogc = check_int("gogc", gogc, 0, 2**31 - 1)
+        if max_heap is not None:
+            max_heap = check_int("max_heap", max_heap, 1, 2**62)
         check_modes(mcache, mcentral, pagecache)
+        pagecache = check_bool("pagecache", pagecache)
         self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
-        self.sizeclasses = SizeClasses(normalize_version(sizeclasses))
+        self.sizeclasses = SizeClasses(version)
+        self.heap = MHeap.__new__(MHeap)
+        # C memory; a failure part-way leaves every pointer NULL or owned, for __dealloc__.
         rt = <runtime_t*>alloc_aligned(sizeof(runtime_t))
         if rt == NULL:
             raise MemoryError("cannot allocate the runtime")
@@ -276,58 +463,56 @@ cdef class Runtime:
         rt.gomaxprocs = gomaxprocs
         rt.gogc = -1 if gogc is None else gogc
         rt.mcache_mode = _MCACHE_MODE[mcache]
-        self.heap = MHeap.__new__(MHeap)
         rt.heap = <mheap_t*>alloc_aligned(sizeof(mheap_t))
         if rt.heap == NULL:
             raise MemoryError("cannot allocate the mheap")
         mheap_init(rt.heap, rt.sc, max_heap or 0)
-        rt.heap.pagecache = bool(pagecache)
+        rt.heap.pagecache = pagecache
         self.heap.h = rt.heap
-        centrals = []
         for spc in range(rt.sc.num_classes * 2):
             rt.central[spc] = <mcentral_t*>alloc_aligned(sizeof(mcentral_t))
             if rt.central[spc] == NULL:
                 raise MemoryError("cannot allocate an mcentral")
             mcentral_init(rt.central[spc], spc, rt.heap, _MCENTRAL_MODE[mcentral])
-            view = MCentral.__new__(MCentral)
-            (<MCentral>view).c = rt.central[spc]
-            (<MCentral>view).owner = self
-            centrals.append(view)
-        self.centrals = tuple(centrals)
         rt.allp = <p_t**>alloc_aligned(gomaxprocs * sizeof(p_t*))
         if rt.allp == NULL:
             raise MemoryError("cannot allocate allp")
-        ps = []
         for i in range(gomaxprocs):
             rt.allp[i] = <p_t*>alloc_aligned(sizeof(p_t))
             if rt.allp[i] == NULL:
                 raise MemoryError("cannot allocate a P")
             rt.allp[i].id = i
             mcache_init(&rt.allp[i].mcache, rt.central, rt.heap, &rt.allp[i].pcache)
-            ps.append(make_P(self, rt.allp[i]))
-        self.ps = tuple(ps)
         if mcache == "shared":
             rt.shared = <p_t*>alloc_aligned(sizeof(p_t))
             if rt.shared == NULL:
                 raise MemoryError("cannot allocate the shared mcache")
             rt.shared.id = -1
             mcache_init(&rt.shared.mcache, rt.central, rt.heap, &rt.shared.pcache)
-            self.shared_mcache = make_MCache(self, &rt.shared.mcache)
         sched_init(rt)
         set_heap_goal(rt)
-        self._calls = threading.Condition()
-        self._inflight = 0
+        _last_serial += 1
+        self.serial = _last_serial
+        _RUNTIMES[self.serial] = self
         self._ready = True
-        self.closed = False
+        self._closed = False
 
     def __dealloc__(self):
+        # Without close(): nothing can be running (a call, a block, a workload
+        # would hold a reference), so taking the Ps back is immediate.
         cdef runtime_t* rt = self.rt
+        cdef bint forked
         if rt == NULL:
             return
-        if not self.closed:
-            sched_close(rt)
+        forked = self._ready and rt.sched.forkgen != fork_generation()
+        if self._ready and not self._closed and not forked:
+            with nogil:
+                sched_close(rt)
+        self._closed = True
         self._release_heap()
-        if self._ready:
+        if self._ready and not forked:
+            # In a fork's child a condition variable may count waiters that do
+            # not exist there, and destroying it would wait for them.
             sched_destroy(rt)
         for spc in range(MAX_SPAN_CLASSES):
             if rt.central[spc] != NULL:
@@ -340,64 +525,113 @@ cdef class Runtime:
         free(rt.shared)
         trace_free(rt.traces_done)
         trace_free(rt.trace)
-        free(rt)
+        free(rt)                    # rt.heap belongs to the MHeap view
         self.rt = NULL
 
-    def _release_heap(self):
+    cdef void _release_heap(self) noexcept:
+        """Unmaps the heap; every P is stopped for good (or the runtime never ran)."""
         cdef int i
-        if self.heap is not None and self.heap.h != NULL:
-            for i in range(num_mcaches(self.rt) if self._ready else 0):
+        cdef bint forked
+        if self.heap is None or self.heap.h == NULL:
+            return
+        forked = self._ready and self.rt.sched.forkgen != fork_generation()
+        if self._ready and not forked:
+            for i in range(num_mcaches(self.rt)):
                 pagecache_flush(self.heap.h, &mcache_holder(self.rt, i).pcache)
-            mheap_destroy(self.heap.h)
-            free(self.heap.h)
-            self.heap.h = NULL
+        mheap_destroy(self.heap.h)
+        free(self.heap.h)
+        self.heap.h = NULL
+        self.rt.heap = NULL
+
+    # -- views ----------------------------------------------------------------
+    # Made on demand, so that no view is referenced by the Runtime: a Runtime is
+    # never in a reference cycle, and `del rt` releases its arenas at once.
+
+    @property
+    def ps(self):
+        """The Ps, as views (P.id, P.status, P.mcache)."""
+        return tuple(make_P(self, self.rt.allp[i]) for i in range(self.rt.gomaxprocs))
+
+    @property
+    def centrals(self):
+        """The mcentrals, one per span class, as views."""
+        return tuple(make_MCentral(self, self.rt.central[spc]) for spc in range(self.rt.sc.num_classes * 2))
+
+    @property
+    def shared_mcache(self):
+        """The "shared" mode's one cache for every P (an MCache view), else None."""
+        return make_MCache(self, &self.rt.shared.mcache) if self.rt.shared != NULL else None
+
+    @property
+    def closed(self):
+        """True after close(), and in the child of a fork (where every call raises)."""
+        return self._closed or self.rt.sched.forkgen != fork_generation()
 
     # -- the calling protocol ------------------------------------------------
+    # A call: check and convert the arguments; _check_call; _enter (a P, or
+    # "runtime closed"); C only; _leave; then build the result or the exception.
 
-    cdef void _check_open(self) except *:
-        if self.closed:
+    cdef bint _usable(self) noexcept:
+        return not self._closed and self.rt.sched.forkgen == fork_generation()
+
+    cdef int _check_call(self) except -1:
+        if self.rt.sched.forkgen != fork_generation():
+            if self._closed:
+                raise GoRuntimeError("runtime closed")
+            raise GoRuntimeError(_FORKED)
+        if self._closed:
             raise GoRuntimeError("runtime closed")
+        if tls.busy:
+            raise GoRuntimeError(_REENTRANT)
+        return 0
 
-    cdef p_t* _enter(self, m_t* scratch) except NULL:
-        """Gives the calling thread a RUNNING P for one call (see _leave)."""
-        self._check_open()
-        cdef m_t* mp = _proc_m(self.rt)
-        if mp != NULL:
+    cdef m_t* _enter(self, m_t* scratch) except NULL:
+        """The calling thread's M, holding a RUNNING P for one call (see _leave):
+        its proc() session's, or scratch. Runs no Python code once it has the P."""
+        cdef m_t* mp
+        cdef session_t* s = _bound(self)
+        if s != NULL:
+            mp = &s.m
             if exitsyscall_fast(mp):
-                return mp.p
-            mp.p = NULL             # taken by a stop-the-world
+                tls.busy = 1
+                return mp
+            mp.p = NULL             # taken by a stop-the-world or an M that waited
         else:
             mp = scratch
             memset(mp, 0, sizeof(m_t))
             mp.id = -1
             if try_acquirep(self.rt, mp):
-                return mp.p
-        self._begin_call()
+                tls.busy = 1
+                return mp
         with nogil:
             acquirep(self.rt, mp)
-        self._end_call()
         if mp.p == NULL:
             raise GoRuntimeError("runtime closed")
-        return mp.p
+        tls.busy = 1
+        return mp
 
     cdef void _leave(self, m_t* mp) noexcept:
-        cdef m_t* tls = _proc_m(self.rt)
-        if tls != NULL:
-            entersyscall(self.rt, tls)
-        else:
+        cdef session_t* s = <session_t*>tls.sess
+        tls.busy = 0
+        if s != NULL and mp == &s.m:
+            if s.active > 0:
+                entersyscall(self.rt, mp)
+                return
+            # The session's last block exited on another thread meanwhile.
             releasep(self.rt, mp)
+            _unbind()
+            return
+        releasep(self.rt, mp)
 
-    # A call that releases the GIL is counted in flight, so that close() can
-    # wait for it before it releases the heap. Both run with the GIL held.
-    cdef void _begin_call(self) except *:
-        self._check_open()
-        self._inflight += 1
-
-    cdef void _end_call(self) noexcept:
-        self._inflight -= 1
-        if self.closed and self._inflight == 0:
-            with self._calls:
-                self._calls.notify_all()
+    cdef int _extent(self, uintptr_t addr, size_t want) noexcept:
+        """0 if `want` bytes from addr lie in one live object, 1 for a bad pointer,
+        2 for an overrun; the caller holds a P."""
+        cdef size_t size = 0
+        if addr == <uintptr_t>&self.rt.zerobase:
+            size = 0
+        elif addr == 0 or object_extent(self.rt, addr, &size) != FREE_OK:
+            return 1
+        return 2 if want > size else 0
 
     # -- allocation ----------------------------------------------------------
 
@@ -408,147 +642,193 @@ cdef class Runtime:
         noscan=True means the object holds no pointers: under 16 B it may be
         packed by the tiny allocator. The memory is zeroed, as Go's is.
         """
-        cdef size_t n
         cdef m_t scratch
+        cdef m_t* mp
         cdef bint gc = False
-        cdef bint ns = noscan
+        cdef bint ns
         cdef uintptr_t x
-        cdef p_t* pp
+        cdef long long n
+        cdef int ovf = 0
         if type(size) is not int:
-            _check_size(size)
-        if size < 0:
-            raise ValueError(f"negative size {size}")
-        if size >= MAX_REQUEST:
+            size = check_int("size", size)
+        n = PyLong_AsLongLongAndOverflow(size, &ovf)
+        if ovf < 0 or (ovf == 0 and n < 0):
+            raise ValueError(f"size must be an int of at least 0 bytes, not {size}")
+        if ovf > 0 or n >= MAX_REQUEST:
             raise MemoryError(f"cannot allocate {size} bytes: larger than the heap can map")
-        n = size
-        pp = self._enter(&scratch)
-        if n > MAX_SMALL_SIZE:
-            self._begin_call()
-            with nogil:     # a large object may need zeroing: not under the GIL
-                x = mallocgc(self.rt, pp, n, ns, &gc)
-            self._end_call()
+        if noscan is False:
+            ns = False
+        elif noscan is True:
+            ns = True
         else:
-            x = mallocgc(self.rt, pp, n, ns, &gc)
+            ns = check_bool("noscan", noscan)
+        self._check_call()
+        mp = self._enter(&scratch)
+        if n > MAX_SMALL_SIZE:
+            with nogil:     # a large object may need zeroing: not under the GIL
+                x = mallocgc(self.rt, mp.p, <size_t>n, ns, &gc)
+        else:
+            x = mallocgc(self.rt, mp.p, <size_t>n, ns, &gc)
         if gc:
-            self._begin_call()
             with nogil:
-                gcTryStart(self.rt, pp)
-            self._end_call()
-        self._leave(&scratch)
+                gcTryStart(self.rt, mp.p)
+        self._leave(mp)
         if x == 0:
             raise MemoryError(f"cannot allocate {size} bytes: the heap cannot grow")
         return x
 
     def free(self, addr):
         """Marks the object at addr dead; its slot is reused after the next gc()."""
-        _check_addr(addr)
         cdef m_t scratch
+        cdef m_t* mp
         cdef int err = 1
-        cdef p_t* pp = self._enter(&scratch)
-        if 0 < addr < 2**64:
-            err = free_object(self.rt, <uintptr_t>addr)
-        self._leave(&scratch)
+        cdef uintptr_t a = _addr_arg(addr)
+        self._check_call()
+        if a != 0:
+            mp = self._enter(&scratch)
+            err = free_object(self.rt, a)
+            self._leave(mp)
         if err == FREE_DOUBLE_FREE:
             raise GoRuntimeError(f"double free of {addr:#x}")
         if err != FREE_OK:
             raise GoRuntimeError(f"bad pointer {addr:#x}: not the start of a live object")
 
-    cdef int _check_extent(self, object addr, size_t want) except -1:
-        """Raises unless `want` bytes from addr lie in one live object; the caller holds a P."""
-        cdef size_t size = 0
-        cdef int err = 1
-        if addr == <uintptr_t>&self.rt.zerobase:
-            size = 0
-            err = FREE_OK
-        elif 0 < addr < 2**64:
-            err = object_extent(self.rt, <uintptr_t>addr, &size)
-        if err != FREE_OK:
-            raise GoRuntimeError(f"bad pointer {addr:#x}: not the start of a live object")
-        if want > size:
-            raise GoRuntimeError(f"access of {want} bytes at {addr:#x} overruns the object ({size} bytes)")
-        return 0
-
     def read(self, addr, n):
         """The first n bytes of the live object at addr."""
-        _check_addr(addr)
-        _check_size(n)
         cdef m_t scratch
-        cdef p_t* pp = self._enter(&scratch)
-        try:
-            self._check_extent(addr, n)
-            return PyBytes_FromStringAndSize(<char*><uintptr_t>addr, n)
-        finally:
-            self._leave(&scratch)
+        cdef m_t* mp
+        cdef long long want
+        cdef int err
+        cdef bytes out = None
+        cdef uintptr_t a = _addr_arg(addr)
+        _count_arg("n", n, MAX_REQUEST, &want)
+        self._check_call()
+        if want > READ_PREALLOC:
+            mp = self._enter(&scratch)
+            err = self._extent(a, <size_t>want)
+            self._leave(mp)
+            if err == 0:
+                out = PyBytes_FromStringAndSize(NULL, want)
+        else:
+            out = PyBytes_FromStringAndSize(NULL, want)
+        if out is not None:
+            mp = self._enter(&scratch)
+            err = self._extent(a, <size_t>want)
+            if err == 0 and want:
+                memcpy(PyBytes_AS_STRING(out), <void*>a, <size_t>want)
+            self._leave(mp)
+        if err == 1:
+            raise GoRuntimeError(f"bad pointer {addr:#x}: not the start of a live object")
+        if err == 2:
+            raise GoRuntimeError(f"access of {want} bytes at {addr:#x} overruns the object")
+        return out
 
     def write(self, addr, data):
         """Writes bytes into the live object at addr, from its start."""
-        _check_addr(addr)
-        cdef const unsigned char[:] view = memoryview(data).cast("B")
         cdef m_t scratch
-        cdef p_t* pp = self._enter(&scratch)
+        cdef m_t* mp
+        cdef int err
+        cdef const unsigned char[:] view
+        cdef uintptr_t a = _addr_arg(addr)
         try:
-            self._check_extent(addr, view.shape[0])
-            if view.shape[0]:
-                memcpy(<void*><uintptr_t>addr, &view[0], view.shape[0])
-        finally:
-            self._leave(&scratch)
+            view = memoryview(data).cast("B")
+        except TypeError as e:
+            raise TypeError(f"data must be a C-contiguous bytes-like object, not {type(data).__name__}: "
+                            f"{e}") from None
+        cdef size_t n = view.shape[0]
+        self._check_call()
+        mp = self._enter(&scratch)
+        err = self._extent(a, n)
+        if err == 0 and n:
+            memcpy(<void*>a, &view[0], n)
+        self._leave(mp)
+        if err == 1:
+            raise GoRuntimeError(f"bad pointer {addr:#x}: not the start of a live object")
+        if err == 2:
+            raise GoRuntimeError(f"access of {n} bytes at {addr:#x} overruns the object")
 
     def proc(self):
         """Context manager: the calling thread holds one P for the whole block."""
-        self._check_open()
-        ctx = _Proc.__new__(_Proc)
-        (<_Proc>ctx).owner = self
-        return ctx
+        self._check_call()
+        return _Proc(self)
 
     # -- the world stopped ---------------------------------------------------
 
     def gc(self):
         """A full stop-the-world collection: flush every mcache, sweep every span."""
-        self._begin_call()
+        cdef bint done = False
+        self._check_call()
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
-            gcStart(self.rt, NULL)
+            if not sched_closed(self.rt):
+                gcStart(self.rt, NULL)
+                done = True
             pthread_mutex_unlock(&self.rt.sched.gc_sema)
-        self._end_call()
+        if not done:
+            raise GoRuntimeError("runtime closed")
 
-    cdef object _world_stopped(self, fn):
-        """fn() with every P stopped and the collection lock held, so that no
-        collection runs meanwhile (Go's stopTheWorld under worldsema)."""
-        self._begin_call()
+    def memstats(self):
+        """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats).
+        Like Go 1.13's updatememstats it flushes every mcache first, so the spans they held
+        go back to their mcentrals (the views of mcaches and mcentrals never flush)."""
+        cdef memstats_t st
+        self._check_call()
+        self._stopped(_copy_memstats, &st)
+        return MemStats(memstats_dict(self.rt, &st))
+
+    cdef int _stopped(self, stopped_fn fn, void* arg) except -1:
+        """fn(rt, arg), C only, with the world stopped under the collection lock (Go's
+        stopTheWorld under worldsema); raises "runtime closed" if it is, MemoryError if
+        fn returns -1."""
+        cdef int err = 0
+        cdef bint done = False
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
-            stopTheWorld(self.rt, NULL)
-        try:
-            return fn()
-        finally:
-            with nogil:
+            if not sched_closed(self.rt):
+                stopTheWorld(self.rt, NULL)
+                err = fn(self.rt, arg)
                 startTheWorld(self.rt, NULL)
-                pthread_mutex_unlock(&self.rt.sched.gc_sema)
-            self._end_call()
+                done = True
+            pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        if not done:
+            raise GoRuntimeError("runtime closed")
+        if err:
+            raise MemoryError("out of memory copying the runtime's state")
+        return 0
 
     def _central_list(self, int spanclass, int which, str where):
-        """Span views of one mcentral list, copied with the world stopped (nothing but C
-        runs meanwhile) and built once it restarts; for MCentral's list properties."""
-        cdef spanview_t* copies = NULL
-        cdef size_t i, n = 0
+        """Span views of one mcentral list, copied with the world stopped; for MCentral's
+        list properties."""
+        cdef central_copy_t c
+        cdef size_t i
+        self._check_call()
         if not 0 <= spanclass < self.rt.sc.num_classes * 2:
             raise ValueError(f"span class {spanclass} out of range")
-        self._begin_call()
+        c.spanclass = spanclass
+        c.which = which
+        c.spans = NULL
+        self._stopped(_copy_central, &c)
         try:
-            with nogil:
-                pthread_mutex_lock(&self.rt.sched.gc_sema)
-                stopTheWorld(self.rt, NULL)
-                copies = mcentral_snapshot(self.rt.central[spanclass], which, &n)
-                startTheWorld(self.rt, NULL)
-                pthread_mutex_unlock(&self.rt.sched.gc_sema)
+            return [make_span(&c.spans[i], where) for i in range(c.n)]
         finally:
-            self._end_call()
-        if copies == NULL:
-            raise MemoryError("cannot copy the span list")
+            free(c.spans)
+
+    def span_of(self, addr):
+        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None."""
+        self._check_call()
+        return self.heap.span_of(addr)
+
+    def heapmap(self):
+        """Where every page of the heap is now (goruntime.mstats.HeapMap): in a span held
+        by an mcache, on an mcentral list, a large object, or free. Read with the world
+        stopped; unlike memstats() it flushes no mcache."""
+        cdef heapmap_t m
+        self._check_call()
+        self._stopped(_copy_heapmap, &m)
         try:
-            return [make_span(&copies[i], where) for i in range(n)]
+            return heapmap_object(&m)
         finally:
-            free(copies)
+            heapmap_free(&m)
 
     def trace(self, path=None, *, events_per_m=1 << 18):
         """Records a timeline while the block runs: `with rt.trace("run.pftrace"): rt.run(...)`.
@@ -558,12 +838,12 @@ cdef class Runtime:
         large objects and contended lock waits; the collections record their stop-the-world
         and sweep. On exit the block's TraceResult is in the context object's .result, and
         with a path it is written as a Perfetto trace (ui.perfetto.dev opens it)."""
-        if isinstance(events_per_m, bool) or not isinstance(events_per_m, int) or not 1 <= events_per_m <= 1 << 24:
-            raise ValueError(f"events_per_m must be an int in 1..{1 << 24}, not {events_per_m!r}")
-        self._check_open()
+        events_per_m = check_int("events_per_m", events_per_m, 1, 1 << 24)
+        self._check_call()
         return _Trace(self, path, events_per_m)
 
     cdef int _trace_start(self, uint32_t per_buf) except -1:
+        self._check_call()
         if self.rt.trace != NULL:
             raise GoRuntimeError("a trace is already recording on this runtime")
         self.rt.trace = trace_new(per_buf)
@@ -573,28 +853,15 @@ cdef class Runtime:
 
     cdef object _trace_stop(self):
         """Stops recording and returns the TraceResult. The buffers are copied with the
-        world stopped; Ms still running keep writing to theirs, so those are freed only
-        with the Runtime."""
+        world stopped; Ms still running keep writing to theirs, so a finished trace is
+        freed only with the Runtime."""
         cdef trace_t* t = self.rt.trace
         cdef tracecopy_t copy
-        cdef int err = 0
         self.rt.trace = NULL
         t.retired = self.rt.traces_done
         self.rt.traces_done = t
-        if self.closed:
-            raise GoRuntimeError("runtime closed")
-        self._begin_call()
-        try:
-            with nogil:
-                pthread_mutex_lock(&self.rt.sched.gc_sema)
-                stopTheWorld(self.rt, NULL)
-                err = trace_snapshot(t, &copy)
-                startTheWorld(self.rt, NULL)
-                pthread_mutex_unlock(&self.rt.sched.gc_sema)
-        finally:
-            self._end_call()
-        if err:
-            raise MemoryError("cannot copy the trace")
+        self._check_call()
+        self._stopped(_copy_trace, &copy)
         try:
             events = trace_events(&copy)
         finally:
@@ -614,46 +881,42 @@ cdef class Runtime:
             names[<uintptr_t>&self.rt.shared.mcache.lock] = ("sharedcache", "shared mcache")
         return names
 
-    def heapmap(self):
-        """Where every page of the heap is now (goruntime.mstats.HeapMap): in a span held
-        by an mcache, on an mcentral list, a large object, or free. Read with the world
-        stopped; unlike memstats() it flushes no mcache."""
-        cdef heapmap_t m
-        cdef int err
-        self._begin_call()
-        try:
-            with nogil:
-                pthread_mutex_lock(&self.rt.sched.gc_sema)
-                stopTheWorld(self.rt, NULL)
-                err = heapmap_fill(self.rt, &m)
-                startTheWorld(self.rt, NULL)
-                pthread_mutex_unlock(&self.rt.sched.gc_sema)
-        finally:
-            self._end_call()
-        if err:
-            raise MemoryError("cannot copy the heap map")
-        try:
-            return heapmap_object(&m)
-        finally:
-            heapmap_free(&m)
-
-    def span_of(self, addr):
-        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None."""
-        self._check_open()
-        return self.heap.span_of(addr)
-
-    def memstats(self):
-        """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats).
-        Like Go 1.13's updatememstats it flushes every mcache first, so the spans they held
-        go back to their mcentrals (the views of mcaches and mcentrals never flush)."""
-        return MemStats(self._world_stopped(lambda: read_memstats(self.rt)))
+    def __repr__(self):
+        m = self.modes
+        gogc = "off" if self.rt == NULL or self.rt.gogc < 0 else self.rt.gogc
+        return (f"<Runtime GOMAXPROCS={self.rt.gomaxprocs} sizeclasses={self.sizeclasses.version} "
+                f"GOGC={gogc} mcache={m['mcache']} mcentral={m['mcentral']} pagecache={m['pagecache']}"
+                + (" closed>" if self.closed else ">"))
 
     def verify(self):
         """Stops the world and checks every heap invariant (see mgc.verify_heap).
 
         Returns the number of in-use spans checked; raises GoRuntimeError naming
         the first broken invariant."""
-        problems, nspans = self._world_stopped(lambda: verify_heap(self.rt))
+        cdef bint stopped = False
+        cdef int gc_was_on
+        self._check_call()
+        with nogil:
+            pthread_mutex_lock(&self.rt.sched.gc_sema)
+            if not sched_closed(self.rt):
+                stopTheWorld(self.rt, NULL)
+                stopped = True
+            else:
+                pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        if not stopped:
+            raise GoRuntimeError("runtime closed")
+        # The verifier is Python: no other Python code may run meanwhile.
+        tls.busy = 1
+        gc_was_on = PyGC_Disable()
+        try:
+            problems, nspans = verify_heap(self.rt)
+        finally:
+            if gc_was_on:
+                PyGC_Enable()
+            tls.busy = 0
+            with nogil:
+                startTheWorld(self.rt, NULL)
+                pthread_mutex_unlock(&self.rt.sched.gc_sema)
         if problems:
             raise GoRuntimeError(f"heap invariant broken: {problems[0]}"
                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
@@ -661,10 +924,10 @@ cdef class Runtime:
 
     def lockstats(self):
         """Counters of every runtime lock: mheap, scheduler, each mcentral, and all mcentrals summed."""
-        self._check_open()
+        self._check_call()
         per_central = {}
         for view in self.centrals[2:]:
-            stats = (<MCentral>view).lockstats()
+            stats = view.lockstats()
             stats["sizeclass"] = view.sizeclass
             stats["noscan"] = view.noscan
             stats["size"] = self.sizeclasses.class_to_size(view.sizeclass)
@@ -699,23 +962,19 @@ cdef class Runtime:
         (default range(32769, 262145)). seed: any int; the same seed gives each
         M the same sizes. The result's config writes sizes as the int,
         {"range": [lo, hi]} or {"sizes": [...], "weights": [...]}.
+
+        Ctrl-C (KeyboardInterrupt) stops the Ms at their next safe point, within
+        milliseconds; the exception reaches the caller with the figures so far
+        in its `partial` attribute (a RunResult), and the runtime stays usable.
+        close() from another thread stops the Ms too; run() then raises
+        GoRuntimeError("runtime closed").
         """
         config = run_config(gomaxprocs=self.gomaxprocs, sizeclasses=self.sizeclasses.version,
                             gogc=self.gogc, **kwargs)
-        self._begin_call()
-        try:
-            return run_kernel(self.rt, config)
-        finally:
-            self._end_call()
+        self._check_call()
+        return run_kernel(self.rt, config)
 
     # -- lifetime -------------------------------------------------------------
-
-    def __repr__(self):
-        m = self.modes
-        gogc = "off" if self.rt == NULL or self.rt.gogc < 0 else self.rt.gogc
-        return (f"<Runtime GOMAXPROCS={len(self.ps)} sizeclasses={self.sizeclasses.version} GOGC={gogc} "
-                f"mcache={m['mcache']} mcentral={m['mcentral']} pagecache={m['pagecache']}"
-                + (" closed>" if self.closed else ">"))
 
     @property
     def gomaxprocs(self):
@@ -726,20 +985,27 @@ cdef class Runtime:
         return None if self.rt.gogc < 0 else self.rt.gogc
 
     def close(self):
-        """Releases the heap. Waits for calls in flight on other threads (running
-        workloads stop at their next safe point); any later call raises."""
-        if self.closed:
+        """Releases the heap. Takes every P for good first: calls in progress on
+        other threads finish (a call waiting for a P gets "runtime closed"),
+        running workloads stop at their next safe point. Any later call raises
+        GoRuntimeError("runtime closed"). Idempotent."""
+        if self._closed:
             return
-        self.closed = True
+        if self.rt.sched.forkgen != fork_generation():
+            # The child of a fork: its locks may be held by threads that do not
+            # exist here; only the memory is given back.
+            self._closed = True
+            self._release_heap()
+            return
+        if tls.busy:
+            raise GoRuntimeError(_REENTRANT)
+        self._closed = True
         with nogil:
             sched_close(self.rt)
-        with self._calls:
-            while self._inflight:
-                self._calls.wait()
         self._release_heap()
 
     def __enter__(self):
-        self._check_open()
+        self._check_call()
         return self
 
     def __exit__(self, *exc):

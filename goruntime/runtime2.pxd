@@ -96,6 +96,7 @@ ctypedef struct sched_t:
     uint64_t p_wait_ns
     uint64_t retakes            # Ps taken from Python threads between calls
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
+    uint64_t forkgen            # proc.fork_generation() when the runtime was made
 
 cdef struct runtime:
     sched_t sched

@@ -17,6 +17,7 @@ cpdef enum KernelError:
     KERNEL_OOM = 1
     KERNEL_TAG = 2          # an object's bytes changed while it was live
     KERNEL_FREE = 3         # free() refused an object the kernel owned
+    KERNEL_CLOSED = 4       # the runtime was closed under the kernel
 
 ctypedef struct liveobj_t:
     uintptr_t addr
@@ -135,6 +136,7 @@ cdef inline void kernel_end(runtime_t* rt, m_t* mp) noexcept nogil:
 
 cdef list launch_ms(runtime_t* rt, gate_t* gate, object ids, kernel_fn fn, void* work, size_t stride)
 cdef void join_ms(list workers) noexcept
+cdef int wait_ms(list workers, uint32_t* stop) except -1
 cdef object run_kernel(runtime_t* rt, dict config)
 cdef int sizemix_init(sizemix_t* mix, list ranges) except -1
 cdef void sizemix_free(sizemix_t* mix) noexcept

@@ -12,6 +12,7 @@ stress, bench)."""
 import math
 import os
 import time
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdlib cimport malloc as c_malloc, free as c_free
 from goruntime.sys cimport (nanotime, load32, store32, store_release32, alloc_aligned,
     GR_ASSERT, CACHE_LINE)
@@ -20,6 +21,8 @@ from goruntime.proc cimport safepoint, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
 from goruntime.mgc cimport gcTryStart
 from goruntime.errors import GoRuntimeError
+from goruntime.args import (check_int, check_number, check_share, check_seconds, check_choice,
+                            check_seed)
 
 ctypedef struct churn_t:
     runtime_t* rt
@@ -28,6 +31,7 @@ ctypedef struct churn_t:
     size_t live
     uint64_t ops            # per M; 0: run for duration_ns
     uint64_t duration_ns
+    uint32_t stop           # Ctrl-C: every M winds down at its next safe point
     gate_t gate
 
 # One per M, in an array: padded to a cache line, since rng changes on every
@@ -71,16 +75,21 @@ cdef void* churn_main(void* arg) noexcept nogil:
     cdef bint noscan, gc, clean = True
     cdef liveobj_t obj
     if kernel_begin(&cfg.gate, rt, mp) != M_RUNNING:
+        mp.error = KERNEL_CLOSED
         return NULL
     deadline = mp.start_ns + cfg.duration_ns
     while True:
-        if cfg.ops:
-            if mp.allocs >= cfg.ops:
+        if (mp.allocs & 255) == 0:
+            # A stop (Ctrl-C) ends ops- and duration-bounded runs alike, cleanly.
+            if load_relaxed32(&cfg.stop):
                 break
-        elif (mp.allocs & 255) == 0 and nanotime() >= deadline:
+            if not cfg.ops and nanotime() >= deadline:
+                break
+        if cfg.ops and mp.allocs >= cfg.ops:
             break
         if not safepoint(rt, mp):
             clean = False       # the runtime was closed under us
+            mp.error = KERNEL_CLOSED
             break
         size = sizemix_pick(&cfg.mix, &w.rng)
         noscan = (_rand(&w.rng) >> 32) < cfg.noscan_below
@@ -159,6 +168,36 @@ cdef void join_ms(list workers) noexcept:
             m.join()
 
 
+# How long the waiting thread sleeps at a time before it looks for a signal.
+cdef uint64_t WAIT_SLICE_NS = 50000000
+
+
+cdef int wait_ms(list workers, uint32_t* stop) except -1:
+    """Joins every M in workers and answers Ctrl-C meanwhile: the thread waits
+    with the GIL released in slices of 50 ms and checks for signals between
+    them (a thread blocked in a join never sees one). A signal handler that
+    raises (KeyboardInterrupt) sets *stop, which the kernels read at their next
+    safe point; the Ms are joined and the exception is raised then."""
+    cdef M m
+    cdef bint joined
+    interrupted = None
+    for m in workers:
+        while True:
+            with nogil:
+                joined = m.timed_join(WAIT_SLICE_NS)
+            if joined:
+                break
+            if interrupted is None:
+                try:
+                    PyErr_CheckSignals()
+                except BaseException as e:      # noqa: B036 - re-raised once the Ms are joined
+                    interrupted = e
+                    store32(stop, 1)
+    if interrupted is not None:
+        raise interrupted
+    return 0
+
+
 class RunResult:
     """What a workload did: totals, and one dict of figures per M."""
 
@@ -185,26 +224,15 @@ class RunResult:
                 f"seed {self.config.get('seed')})")
 
 
-def _share(value, name):
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a bool or a share between 0 and 1, not {value}")
-    return value
-
-
 # The largest object a workload allocates, from sizes or large_sizes.
 MAX_SIZE = 1 << 30
+MAX_MS = 4096
+MAX_OPS = 1 << 62           # allocations per M
+MAX_LIVE = 1 << 24
 
 
 def _check_size(size):
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"sizes must be ints, not {type(size).__name__}")
-    if not 1 <= size <= MAX_SIZE:
-        raise ValueError(f"sizes: {size} is not an object size (1 B to 1 GiB; over {MAX_SMALL_SIZE} B "
-                         f"the large path)")
-    return size
+    return check_int("sizes", size, 1, MAX_SIZE)
 
 
 def _size_ranges(sizes, weights):
@@ -214,7 +242,9 @@ def _size_ranges(sizes, weights):
         raise TypeError("sizes must be an int, a range or a list of ints, not bool")
     if weights is not None and not isinstance(sizes, (list, tuple)):
         raise ValueError("weights go with a list of sizes, not with an int or a range")
-    if isinstance(sizes, int):
+    if not isinstance(sizes, (range, list, tuple)):
+        if not hasattr(sizes, "__index__"):
+            raise TypeError(f"sizes must be an int, a range or a list of ints, not {type(sizes).__name__}")
         size = _check_size(sizes)
         return [(size, size, 1.0)], size
     if isinstance(sizes, range):
@@ -224,17 +254,16 @@ def _size_ranges(sizes, weights):
             raise ValueError(f"sizes: {sizes!r} is empty")
         lo, hi = _check_size(sizes.start), _check_size(sizes.stop - 1)
         return [(lo, hi, 1.0)], {"range": [lo, hi]}
-    if not isinstance(sizes, (list, tuple)):
-        raise TypeError(f"sizes must be an int, a range or a list of ints, not {type(sizes).__name__}")
     sizes = [_check_size(s) for s in sizes]
     if not sizes:
         raise ValueError("sizes is empty")
     if weights is None:
         weights = [1.0] * len(sizes)
     else:
-        weights = [float(x) for x in weights]
-    if (len(weights) != len(sizes) or not all(0 <= x < math.inf for x in weights)
-            or sum(weights) <= 0):
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be a list of numbers, not {type(weights).__name__}")
+        weights = [check_number("weights", x, 0.0) for x in weights]
+    if len(weights) != len(sizes) or sum(weights) <= 0:
         raise ValueError("weights must be non-negative, one per size, not all zero")
     return [(s, s, w) for s, w in zip(sizes, weights)], {"sizes": sizes, "weights": weights}
 
@@ -275,26 +304,19 @@ def run_config(*, gomaxprocs, sizeclasses, gogc, kernel="churn", ms=None, durati
                sizes=64, weights=None, noscan=False, live=1024, large_share=0.0,
                large_sizes=range(MAX_SMALL_SIZE + 1, 262145), seed=None):
     """The checked description of one Runtime.run (see its docstring), as the
-    JSON-able dict a RunResult carries: the kernel is built from it alone."""
-    if kernel != "churn":
-        raise ValueError(f"unknown kernel {kernel!r}: choose 'churn'")
-    if ms is None:
-        ms = 2 * gomaxprocs
-    if isinstance(ms, bool) or not isinstance(ms, int) or not 1 <= ms <= 4096:
-        raise ValueError(f"ms must be an int between 1 and 4096, not {ms!r}")
-    if (duration is None) == (ops is None):
-        if duration is None and ops is None:
-            duration = 1.0
-        else:
-            raise ValueError("give duration or ops, not both")
-    if ops is not None and (isinstance(ops, bool) or not isinstance(ops, int) or ops < 1):
-        raise ValueError(f"ops must be a positive int, not {ops!r}")
-    if duration is not None and not 0 < float(duration) <= 7 * 86400:
-        raise ValueError(f"duration must be a positive number of seconds, not {duration!r}")
-    if isinstance(live, bool) or not isinstance(live, int) or not 0 <= live <= 1 << 24:
-        raise ValueError(f"live must be an int between 0 and {1 << 24}, not {live!r}")
-    noscan_share = _share(noscan, "noscan")
-    large = _share(large_share, "large_share")
+    JSON-able dict a RunResult carries: the kernel is built from it alone. Every
+    argument is checked here (goruntime.args), before any M starts."""
+    check_choice("kernel", kernel, ("churn",))
+    ms = 2 * gomaxprocs if ms is None else check_int("ms", ms, 1, MAX_MS)
+    if duration is not None and ops is not None:
+        raise ValueError("give duration or ops, not both")
+    if ops is not None:
+        ops = check_int("ops", ops, 1, MAX_OPS)
+    else:
+        duration = 1.0 if duration is None else check_seconds("duration", duration)
+    live = check_int("live", live, 0, MAX_LIVE)
+    noscan_share = check_share("noscan", noscan, allow_bool=True)
+    large = check_share("large_share", large_share)
     if not isinstance(large_sizes, range):
         raise TypeError(f"large_sizes must be a range, such as range({MAX_SMALL_SIZE + 1}, 262145), "
                         f"not {type(large_sizes).__name__}")
@@ -302,6 +324,7 @@ def run_config(*, gomaxprocs, sizeclasses, gogc, kernel="churn", ms=None, durati
         raise ValueError(f"large_sizes must be a non-empty range with step 1, not {large_sizes!r}")
     if not MAX_SMALL_SIZE < large_sizes.start <= large_sizes.stop - 1 <= MAX_SIZE:
         raise ValueError(f"large_sizes must lie in {MAX_SMALL_SIZE + 1}..{MAX_SIZE} B, not {large_sizes!r}")
+    seed = check_seed("seed", seed)
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "little")
     described = _size_ranges(sizes, weights)[1]
@@ -313,7 +336,8 @@ def run_config(*, gomaxprocs, sizeclasses, gogc, kernel="churn", ms=None, durati
 
 cdef object run_kernel(runtime_t* rt, dict config):
     """Runs the kernel that run_config() described on `ms` new Ms and returns its
-    RunResult. The caller (Runtime.run) counts the call in flight."""
+    RunResult. Ctrl-C stops the Ms at their next safe point: the KeyboardInterrupt
+    is raised once they are joined, with the RunResult so far as its `partial`."""
     cdef churn_t cfg
     cdef list workers = []
     cdef mwork_t* works = NULL
@@ -339,6 +363,9 @@ cdef object run_kernel(runtime_t* rt, dict config):
     cfg.live = config["live"]
     cfg.ops = config["ops"] or 0
     cfg.duration_ns = <uint64_t>(float(config["duration"]) * 1e9) if config["duration"] is not None else 0
+    cfg.stop = 0
+    interrupted = None
+    elapsed = 0.0
     try:
         sizemix_init(&cfg.mix, ranges)
         works = <mwork_t*>alloc_aligned(ms * sizeof(mwork_t))
@@ -352,7 +379,10 @@ cdef object run_kernel(runtime_t* rt, dict config):
                 raise MemoryError()
         workers = launch_ms(rt, &cfg.gate, range(ms), churn_main, works, sizeof(mwork_t))
         t0 = time.perf_counter()
-        join_ms(workers)
+        try:
+            wait_ms(workers, &cfg.stop)
+        except BaseException as e:      # noqa: B036 - raised below, with the figures so far
+            interrupted = e
         elapsed = time.perf_counter() - t0
     finally:
         join_ms(workers)        # if the join above was interrupted: none may outlive works
@@ -363,9 +393,16 @@ cdef object run_kernel(runtime_t* rt, dict config):
         sizemix_free(&cfg.mix)
 
     per_m = [m.stats() for m in workers]
+    result = RunResult(config["kernel"], sum(s["allocs"] for s in per_m), sum(s["frees"] for s in per_m),
+                       elapsed, per_m, config)
+    if interrupted is not None:
+        try:
+            interrupted.partial = result
+        except AttributeError:
+            pass
+        raise interrupted
     _raise_errors(workers, config)
-    return RunResult(config["kernel"], sum(s["allocs"] for s in per_m), sum(s["frees"] for s in per_m),
-                     elapsed, per_m, config)
+    return result
 
 
 def _raise_errors(list workers, dict config):
@@ -381,3 +418,6 @@ def _raise_errors(list workers, dict config):
         if err == KERNEL_FREE:
             raise GoRuntimeError(f"M {m.m.id}: free({m.m.error_addr:#x}) refused a live object "
                                  f"(seed {config['seed']})")
+    for m in workers:
+        if m.m.error == KERNEL_CLOSED:
+            raise GoRuntimeError("runtime closed: close() stopped the workload")

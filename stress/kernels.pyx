@@ -43,8 +43,9 @@ from goruntime.mgc cimport gcTryStart
 from goruntime.runtime cimport Runtime
 from goruntime.workload cimport (KERNEL_OK, KERNEL_OOM, KERNEL_TAG, KERNEL_FREE,
     liveobj_t, sizemix_t, sizemix_pick, sizemix_init, sizemix_free, _rand, _rand_seed, _write_tag, _tag_ok, gate_t, kernel_begin, kernel_end,
-    M_RUNNING, M_CLOSED, launch_ms, join_ms)
+    M_RUNNING, M_CLOSED, launch_ms, join_ms, wait_ms)
 from goruntime.errors import GoRuntimeError
+from goruntime.args import check_int, check_number, check_share, check_seconds, check_bool, check_seed
 
 
 # Violations and stops beyond workload.pyx's KernelError (kept clear of its range).
@@ -551,6 +552,22 @@ DEFAULT_MIX = (
 )
 
 
+def _check_mix(mix):
+    """A size mix: (lo, hi, weight) ranges, 1 <= lo <= hi <= 1 GiB, weights >= 0 and not all 0."""
+    if isinstance(mix, (str, bytes)) or not hasattr(mix, "__iter__"):
+        raise TypeError(f"mix must be a list of (lo, hi, weight) ranges, not {type(mix).__name__}")
+    out = []
+    for r in mix:
+        if isinstance(r, (str, bytes)) or not hasattr(r, "__len__") or len(r) != 3:
+            raise TypeError(f"mix: each range is a (lo, hi, weight) tuple, not {r!r}")
+        lo = check_int("mix lo", r[0], 1, 1 << 30)
+        hi = check_int("mix hi", r[1], lo, 1 << 30)
+        out.append((lo, hi, check_number("mix weight", r[2], 0.0)))
+    if not out or sum(w for *_, w in out) <= 0:
+        raise ValueError(f"bad size mix {mix!r}: give at least one range, weights not all 0")
+    return out
+
+
 cdef class Stress:
     """Slots and their objects on one Runtime, and the phases that run Ms over them.
 
@@ -570,7 +587,7 @@ cdef class Stress:
     cdef readonly uint64_t phases
     cdef readonly object seed
 
-    def __cinit__(self, Runtime rt not None, int nslots, *, size_t cap=4096, size_t inbox=1024,
+    def __cinit__(self, Runtime rt not None, nslots, *, cap=4096, inbox=1024,
                   mix=DEFAULT_MIX, noscan=0.5, seed=0):
         cdef int i
         self.slots = NULL
@@ -578,14 +595,16 @@ cdef class Stress:
         self.consumers = NULL
         self.workers = []
         self.running = False
-        if not 1 <= nslots <= 4096:
-            raise ValueError(f"nslots must be between 1 and 4096, not {nslots}")
-        if not 1 <= cap <= 1 << 24 or not 1 <= inbox <= 1 << 24:
-            raise ValueError("cap and inbox must be between 1 and 2**24")
-        if not 0.0 <= noscan <= 1.0:
-            raise ValueError(f"noscan must be a share between 0 and 1, not {noscan}")
         memset(&self.cfg, 0, sizeof(stress_t))
-        self._set_mix(mix)
+        # Every argument before any C memory.
+        nslots = check_int("nslots", nslots, 1, 4096)
+        cap = check_int("cap", cap, 1, 1 << 24)
+        inbox = check_int("inbox", inbox, 1, 1 << 24)
+        noscan = check_share("noscan", noscan)
+        seed = check_int("seed", seed)
+        ranges = _check_mix(mix)
+        rt._check_call()
+        sizemix_init(&self.cfg.mix, ranges)
         self.rt = rt
         self.seed = seed
         self.nslots = nslots
@@ -608,18 +627,11 @@ cdef class Stress:
             if self.slots[i].live == NULL or inbox_init(&self.slots[i].inbox, inbox) != 0:
                 raise MemoryError()
 
-    def _set_mix(self, mix):
-        mix = [(int(lo), int(hi), float(w)) for lo, hi, w in mix]
-        if not mix or any(not 1 <= lo <= hi <= 1 << 30 or w < 0 for lo, hi, w in mix) or sum(w for *_, w in mix) <= 0:
-            raise ValueError(f"bad size mix {mix}")
-        sizemix_init(&self.cfg.mix, mix)
-
     def __dealloc__(self):
         cdef int i
         if self.running:
             store32(&self.cfg.abort, 1)
             join_ms(self.workers)
-            self.rt._end_call()
         if self.slots != NULL:
             for i in range(self.nslots):
                 c_free(self.slots[i].live)
@@ -630,7 +642,7 @@ cdef class Stress:
         sizemix_free(&self.cfg.mix)
 
     def start(self, slots, *, roles=None, target=0, keep=None, handoff=0.0, gc_rate=0.0,
-              duration=None, ops=None, oom_ok=False, inject=None, inject_slot=0, inject_after=0):
+              duration=None, ops=None, oom_ok=False, inject=None, inject_slot=None, inject_after=None):
         """Starts one M per slot in `slots` (roles: one Role each, default servers).
 
         Servers move their live set towards `target` objects, evicting a random
@@ -639,37 +651,52 @@ cdef class Stress:
         ends. Producers need at least one consumer among the slots. gc_rate: the
         chance per allocation that the M starts a collection. The phase runs
         `duration` seconds or `ops` steps per M. inject: "error" (stop half-way)
-        or "corrupt" (overwrite a live object), in slot inject_slot after
-        inject_after allocations of this phase.
+        or "corrupt" (overwrite a live object), in slot inject_slot (default 0)
+        after inject_after (default 0) allocations of this phase.
         """
         cdef int nprod = 0, ncons = 0
         cdef stress_t* cfg
         cdef slot_t* sl
         if self.running:
             raise GoRuntimeError("a phase is already running")
-        slots = [int(s) for s in slots]
-        if not slots or len(set(slots)) != len(slots) or not all(0 <= s < self.nslots for s in slots):
+        # Every argument is checked and converted before the phase is touched.
+        if isinstance(slots, (str, bytes)) or not hasattr(slots, "__iter__"):
+            raise TypeError(f"slots must be a list of slot ids, not {type(slots).__name__}")
+        slots = [check_int("slots", s, 0, self.nslots - 1) for s in slots]
+        if not slots or len(set(slots)) != len(slots):
             raise ValueError(f"slots must be distinct slot ids in 0..{self.nslots - 1}")
         if roles is None:
             roles = ["server"] * len(slots)
-        if len(roles) != len(slots) or not all(r in ROLES for r in roles):
+        if isinstance(roles, str) or len(roles) != len(slots) or not all(r in ROLES for r in roles):
             raise ValueError(f"one role per slot, each one of {ROLES}")
         roles = [ROLES.index(r) for r in roles]
         nprod = roles.count(ROLE_PRODUCER)
         ncons = roles.count(ROLE_CONSUMER)
         if nprod and not ncons:
             raise ValueError("producers need a consumer")
+        if nprod and roles.count(ROLE_SERVER):
+            # The phase protocol counts producers; servers and producers do not mix.
+            raise ValueError("a phase runs servers, or producers and consumers")
         if (duration is None) == (ops is None):
             raise ValueError("give duration or ops")
-        if keep is None:
-            keep = target
-        for s in slots:
-            if target > self.slots[s].cap or keep > self.slots[s].cap:
-                raise ValueError(f"target and keep must fit a slot's capacity ({self.slots[s].cap})")
+        if ops is not None:
+            ops = check_int("ops", ops, 1, 1 << 62)
+        else:
+            duration = check_seconds("duration", duration)
+        cap = min(self.slots[s].cap for s in slots)
+        target = check_int("target", target, 0, cap)
+        keep = target if keep is None else check_int("keep", keep, 0, cap)
+        handoff = check_share("handoff", handoff)
+        gc_rate = check_share("gc_rate", gc_rate)
+        oom_ok = check_bool("oom_ok", oom_ok)
         kinds = {None: INJECT_NONE, "error": INJECT_ERROR, "corrupt": INJECT_CORRUPT}
         if inject not in kinds:
             raise ValueError(f"inject must be one of {sorted(k for k in kinds if k)}")
-        self.rt._begin_call()
+        if inject is None and (inject_slot is not None or inject_after is not None):
+            raise ValueError("inject_slot and inject_after go with inject")
+        inject_slot = check_int("inject_slot", 0 if inject_slot is None else inject_slot, 0, self.nslots - 1)
+        inject_after = check_int("inject_after", 0 if inject_after is None else inject_after, 0, 1 << 62)
+        self.rt._check_call()
         cfg = &self.cfg
         cfg.nactive = 0
         cfg.nconsumers = 0
@@ -684,30 +711,21 @@ cdef class Stress:
             elif role == ROLE_CONSUMER:
                 self.consumers[cfg.nconsumers] = s
                 cfg.nconsumers += 1
-        if nprod:
-            # The phase protocol counts producers; servers and producers do not mix.
-            if cfg.nactive:
-                self.rt._end_call()
-                raise ValueError("a phase runs servers, or producers and consumers")
         cfg.nproducers = nprod
         cfg.target = target
         cfg.keep = keep
-        cfg.handoff_below = <uint64_t>(float(handoff) * 4294967296.0)
-        cfg.gc_below = <uint64_t>(float(gc_rate) * 4294967296.0)
+        cfg.handoff_below = <uint64_t>(handoff * 4294967296.0)
+        cfg.gc_below = <uint64_t>(gc_rate * 4294967296.0)
         cfg.ops = ops or 0
-        cfg.duration_ns = <uint64_t>(float(duration) * 1e9) if duration is not None else 0
+        cfg.duration_ns = <uint64_t>(duration * 1e9) if duration is not None else 0
         cfg.oom_ok = oom_ok
         cfg.inject = kinds[inject]
         cfg.inject_slot = inject_slot
         cfg.inject_after = inject_after
         cfg.stop = cfg.abort = cfg.done = cfg.finished = 0
         self.workers = []
-        try:
-            # M ids are slot ids: join() finds each M's slot by it.
-            self.workers = launch_ms(self.rt.rt, &cfg.gate, slots, stress_main, self.slots, sizeof(slot_t))
-        except BaseException:
-            self.rt._end_call()
-            raise
+        # M ids are slot ids: join() finds each M's slot by it.
+        self.workers = launch_ms(self.rt.rt, &cfg.gate, slots, stress_main, self.slots, sizeof(slot_t))
         self.running = True
         self.phases += 1
 
@@ -724,14 +742,19 @@ cdef class Stress:
         store32(&self.cfg.abort, 1)
 
     def join(self):
-        """Waits for the phase's Ms; returns their stats (M.stats() plus the slot's figures)."""
+        """Waits for the phase's Ms; returns their stats (M.stats() plus the slot's figures).
+
+        Ctrl-C while it waits winds the phase down as stop() does; the Ms are
+        joined and the KeyboardInterrupt is raised then."""
         cdef M m
         cdef slot_t* sl
         if not self.running:
             return []
-        join_ms(self.workers)
-        self.running = False
-        self.rt._end_call()
+        try:
+            wait_ms(self.workers, &self.cfg.stop)
+        finally:
+            join_ms(self.workers)
+            self.running = False
         stats = []
         for m in self.workers:
             st = m.stats()

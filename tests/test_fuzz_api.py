@@ -736,11 +736,11 @@ class APIFuzz(RuleBasedStateMachine):
     def non_int_argument(self, bad, op):
         rt = self.rt
         if op == "free":
-            self.fails(TypeError, lambda: rt.free(bad), "address must be an int")
+            self.fails(TypeError, lambda: rt.free(bad), "addr must be an int")
         elif op == "read":
-            self.fails(TypeError, lambda: rt.read(bad, 1), "address must be an int")
+            self.fails(TypeError, lambda: rt.read(bad, 1), "addr must be an int")
         elif op == "write":
-            self.fails(TypeError, lambda: rt.write(bad, b"x"), "address must be an int")
+            self.fails(TypeError, lambda: rt.write(bad, b"x"), "addr must be an int")
         else:
             self.fails(TypeError, lambda: rt.malloc(bad), "size must be an int")
 
@@ -748,7 +748,7 @@ class APIFuzz(RuleBasedStateMachine):
     @counted
     def malloc_negative(self, size, noscan):
         rt = self.rt
-        self.fails(ValueError, lambda: rt.malloc(size, noscan=noscan), "negative size")
+        self.fails(ValueError, lambda: rt.malloc(size, noscan=noscan), "size must be an int of at least 0")
 
     @rule(size=st.sampled_from([2 ** 41 + 1, 2 ** 45, 2 ** 46, 2 ** 63, 2 ** 64 + 5, 2 ** 100]),
           noscan=st.booleans())
@@ -765,13 +765,13 @@ class APIFuzz(RuleBasedStateMachine):
         obj = self.pick(self.live_objs(), i)
         rt, addr = self.rt, obj.addr
         cases = {
-            "neg": (ValueError, lambda: rt.read(addr, -1), "negative size"),
-            "str": (TypeError, lambda: rt.read(addr, "8"), "size must be an int"),
-            "float": (TypeError, lambda: rt.read(addr, 8.0), "size must be an int"),
-            "none": (TypeError, lambda: rt.read(addr, None), "size must be an int"),
-            "bool": (TypeError, lambda: rt.read(addr, True), "size must be an int"),
-            # A size that does not fit a size_t: the conversion's OverflowError.
-            "overflow": (OverflowError, lambda: rt.read(addr, 2 ** 64 + 5), None),
+            "neg": (ValueError, lambda: rt.read(addr, -1), "n must be an int between 0 and"),
+            "str": (TypeError, lambda: rt.read(addr, "8"), "n must be an int"),
+            "float": (TypeError, lambda: rt.read(addr, 8.0), "n must be an int"),
+            "none": (TypeError, lambda: rt.read(addr, None), "n must be an int"),
+            "bool": (TypeError, lambda: rt.read(addr, True), "n must be an int"),
+            # A count that does not fit a size_t: a ValueError naming n and its range.
+            "overflow": (ValueError, lambda: rt.read(addr, 2 ** 64 + 5), "n must be an int between 0 and"),
             "write-str": (TypeError, lambda: rt.write(addr, "text"), None),
             "write-int": (TypeError, lambda: rt.write(addr, 12), None),
             "write-none": (TypeError, lambda: rt.write(addr, None), None),

@@ -191,7 +191,13 @@ def test_sizeclasses_name_forms(version):
         assert r.sizeclasses.version.endswith(str(version).removeprefix("go"))
 
 
-@pytest.mark.parametrize("name", ["go1.99", "1.1", "", "latest", None, 113])
+@pytest.mark.parametrize("name", ["go1.99", "1.1", "", "latest", 1.99])
 def test_unknown_sizeclasses(name):
     with pytest.raises(ValueError):
+        Runtime(gomaxprocs=1, sizeclasses=name)
+
+
+@pytest.mark.parametrize("name", [None, 113, True, b"go1.13"])
+def test_mistyped_sizeclasses(name):
+    with pytest.raises(TypeError, match="sizeclasses must be a str"):
         Runtime(gomaxprocs=1, sizeclasses=name)

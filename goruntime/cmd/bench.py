@@ -27,21 +27,18 @@ def _median(xs):
 def bench_hit_path(reps, spans):
     """mcache-hit ns/op with 1 and 2 Ms, the 2-M scaling, and the C floor."""
     floor, one, two, agg1, agg2 = [], [], [], [], []
-    with Runtime(gomaxprocs=1, gogc=None) as scratch:
-        scratch.heap.reserve(spans * SPAN, prefault=True)
-        mem = scratch.heap.arenas[0][0]
-        for _ in range(reps):
-            floor.append(c_span_floor(mem, spans, 64))
-            with Runtime(gomaxprocs=2, gogc=None) as rt:
-                rt.heap.reserve(2 * spans * SPAN + (64 << 20), prefault=True)
-                per_m, aggregate = mcache_hit(rt, 1, 64, spans)
-                one.append(per_m[0])
-                agg1.append(aggregate)
-            with Runtime(gomaxprocs=2, gogc=None) as rt:
-                rt.heap.reserve(2 * spans * SPAN + (64 << 20), prefault=True)
-                per_m, aggregate = mcache_hit(rt, 2, 64, spans)
-                two.append(statistics.mean(per_m))
-                agg2.append(aggregate)
+    for _ in range(reps):
+        floor.append(c_span_floor(spans, 64))
+        with Runtime(gomaxprocs=2, gogc=None) as rt:
+            rt.heap.reserve(2 * spans * SPAN + (64 << 20), prefault=True)
+            per_m, aggregate = mcache_hit(rt, 1, 64, spans)
+            one.append(per_m[0])
+            agg1.append(aggregate)
+        with Runtime(gomaxprocs=2, gogc=None) as rt:
+            rt.heap.reserve(2 * spans * SPAN + (64 << 20), prefault=True)
+            per_m, aggregate = mcache_hit(rt, 2, 64, spans)
+            two.append(statistics.mean(per_m))
+            agg2.append(aggregate)
     return _median(floor), _median(one), _median(two), _median(agg1), _median(agg2)
 
 

@@ -9,13 +9,18 @@ No Go counterpart in the runtime itself: mcache_hit measures what
 runtime/malloc_test.go's BenchmarkMalloc8/16 measure in Go, the mallocgc hit
 path, and c_span_loop is the floor, Go's nextFreeFast written as bare C."""
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
-from goruntime.sys cimport nanotime
+from libc.string cimport memset
+from goruntime.sys cimport (nanotime, mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
+    MAP_ANONYMOUS, MAP_FAILED)
+from goruntime.sizeclasses cimport MAX_SMALL_SIZE
 from goruntime.sizeclasses cimport size_to_class, makeSpanClass
 from goruntime.mspan cimport mspan_t
 from goruntime.runtime2 cimport m_t, p_t, runtime_t
 from goruntime.malloc cimport mallocgc
 from goruntime.runtime cimport Runtime
 from goruntime.workload cimport gate_t, kernel_begin, kernel_end, M_RUNNING, launch_ms, join_ms
+from goruntime.args import check_int
+from goruntime.errors import GoRuntimeError
 
 cdef extern from *:
     """
@@ -90,6 +95,8 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     for k in range(b.spans):
         # Untimed: the allocation that refills the span from its mcentral.
         x = mallocgc(rt, pp, size, True, &gc)
+        if x == 0:
+            break               # out of memory (a capped heap): mcache_hit raises
         (<uint64_t*>x)[0] = 0
         s = pp.mcache.alloc[spc]
         n = s.nelems - s.allocCount
@@ -105,26 +112,49 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     return NULL
 
 
-def mcache_hit(Runtime rt not None, int ms, size_t size, uint64_t spans_per_m):
+def mcache_hit(Runtime rt not None, ms, size, spans_per_m):
     """ns per allocation on the mcache-hit path, per M, with `ms` Ms on their own Ps.
 
     Returns (ns_per_op of each M, aggregate allocations per second)."""
-    if not 1 <= ms <= min(64, rt.gomaxprocs):
-        raise ValueError("need 1 <= ms <= min(64, gomaxprocs)")
     cdef hitbench_t b
     cdef int i
+    ms = check_int("ms", ms, 1, min(64, rt.gomaxprocs))
+    # Small noscan objects past the tiny allocator, each with room for the word written.
+    size = check_int("size", size, 16, MAX_SMALL_SIZE)
+    spans_per_m = check_int("spans_per_m", spans_per_m, 1, 1 << 20)
+    if rt.modes["mcache"] != "lockfree":
+        raise ValueError("mcache_hit measures the lock-free mcache: Runtime(mcache='lockfree')")
+    rt._check_call()
+    memset(&b, 0, sizeof(hitbench_t))
     b.rt = rt.rt
     b.size = size
     b.spans = spans_per_m
     join_ms(launch_ms(rt.rt, &b.gate, range(ms), _hit_main, &b, 0))
+    if any(b.ops[i] < spans_per_m for i in range(ms)):
+        raise GoRuntimeError("mcache_hit: an M ran out of memory or found the runtime closed")
     per_m = [<double>b.ns[i] / b.ops[i] for i in range(ms)]
     wall = max(b.ns[i] for i in range(ms)) / 1e9
     return per_m, sum(b.ops[i] for i in range(ms)) / wall
 
 
-def c_span_floor(uintptr_t mem, uint64_t nspans, uint32_t elemsize):
-    """ns per allocation of the plain C span loop over nspans 8 KiB spans at mem."""
-    cdef uint64_t ops = 0, ns
-    with nogil:
-        ns = c_span_loop(mem, nspans, elemsize, &ops)
+def c_span_floor(nspans, elemsize):
+    """ns per allocation of the plain C span loop over nspans 8 KiB spans of its own
+    (mapped and prefaulted here, so that no page fault is timed)."""
+    cdef uint64_t ops = 0, ns, spans = check_int("nspans", nspans, 1, 1 << 16)
+    cdef uint32_t size = check_int("elemsize", elemsize, 8, 8192)
+    cdef uintptr_t mem, a
+    cdef size_t nbytes = <size_t>spans * 8192
+    cdef void* p = mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    if p == MAP_FAILED:
+        raise MemoryError(f"cannot map {nbytes} bytes")
+    mem = <uintptr_t>p
+    try:
+        with nogil:
+            a = mem
+            while a < mem + nbytes:
+                (<char*>a)[0] = 0
+                a += 4096
+            ns = c_span_loop(mem, spans, size, &ops)
+    finally:
+        munmap(p, nbytes)
     return <double>ns / ops
