@@ -4,14 +4,23 @@
 # one of two states: free (its bit set) or owned by one in-use span (its spans[]
 # entry); adjacent free runs coalesce by construction.
 #
-# Go counterparts: runtime/mheap.go: mheap (mheap_), heapArena.spans (here one
-# page -> span array per reservation), mspan structure recycling (spanfree,
+# An address finds its span in O(1), as in Go: the arena index (Go's
+# mheap_.arenas, one level as on linux/amd64) maps each 64 MiB arena of the
+# 48-bit address space to the reservation holding it, and the reservation's
+# spans array maps the page to its span. The index is one NORESERVE mapping of
+# 4 Mi pointers (32 MiB of address space); only the few pages holding entries
+# of reserved arenas are ever touched.
+#
+# Go counterparts: runtime/mheap.go: mheap (mheap_), mheap_.arenas (arenas),
+# heapArena.spans (here one page -> span array per reservation), spanOf,
+# mspan structure recycling (spanfree,
 # Go's spanalloc fixalloc); runtime/mpagealloc.go: pageAlloc (a flat bitmap
 # here, with the same address-ordered first fit, and no radix tree of
 # summaries); runtime/mpagecache.go: pageCache and p.mspancache (pagecache_t).
 # scav_bits stands in for the scavenged bitmap: the model never returns
 # memory, so "scavenged" means never handed out since the arena was reserved.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport loadp
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.sizeclasses cimport sizeclasses_t, spanClassSizeclass, PAGE_SHIFT, PAGE_SIZE
@@ -21,6 +30,8 @@ cdef enum:
     ARENA_BYTES = 1 << ARENA_SHIFT
     PAGES_PER_ARENA = ARENA_BYTES >> PAGE_SHIFT
     MAX_REGIONS = 1024          # 64 GiB of arenas at least
+    HEAP_ADDR_BITS = 48         # Go's heapAddrBits on amd64 and arm64
+    ARENA_INDEX_LEN = 1 << (HEAP_ADDR_BITS - ARENA_SHIFT)   # 4 Mi arenas
 
 # A region is one reservation: one arena, or several contiguous arenas for an
 # object larger than an arena.
@@ -69,6 +80,8 @@ ctypedef struct mheap_t:
     uint64_t nspans_alloc
     uint64_t table_bytes
     uint64_t heap_grows
+    heapregion_t** arenas       # the arena index: ARENA_INDEX_LEN entries, each
+                                # release-stored once its reservation is set up
     uint32_t order[MAX_REGIONS] # region indices in address order (under the lock)
     heapregion_t regions[MAX_REGIONS]
 
@@ -77,8 +90,24 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil
 cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pagecache_t* pc) noexcept nogil
 cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil
 cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil
-cdef mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil
-cdef heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil
+
+
+cdef inline heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil:
+    """The reservation holding addr, or NULL: one load from the arena index."""
+    cdef uintptr_t i = addr >> ARENA_SHIFT
+    if i >= ARENA_INDEX_LEN:
+        return NULL
+    return <heapregion_t*>loadp(<void**>&h.arenas[i])
+
+
+cdef inline mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil:
+    """The span holding addr, or NULL; needs no lock (Go's spanOf): the arena
+    index, then the reservation's page -> span array, both read with acquire
+    loads (plain moves on x86-64)."""
+    cdef heapregion_t* r = regionOf(h, addr)
+    if r == NULL:
+        return NULL
+    return <mspan_t*>loadp(<void**>&r.spans[(addr - r.base) >> PAGE_SHIFT])
 
 
 cdef class MHeap:
