@@ -20,7 +20,7 @@
 # scav_bits stands in for the scavenged bitmap: the model never returns
 # memory, so "scavenged" means never handed out since the arena was reserved.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
-from goruntime.sys cimport loadp
+from goruntime.sys cimport loadp, cacheline_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.sizeclasses cimport sizeclasses_t, spanClassSizeclass, PAGE_SHIFT, PAGE_SIZE
@@ -58,30 +58,38 @@ ctypedef struct pagecache_t:
     mspan_t* spans[SPAN_CACHE_SIZE]
     uint32_t nspans
 
+# Laid out by who writes what: the lock; what every refill and free reads and
+# only growth or a collection writes; what every span allocation writes
+# (under the lock, or atomically from a page cache), in one line; heap_live,
+# which every refill adds to, alone; the rest.
 ctypedef struct mheap_t:
     mutex_t lock
+    cacheline_t _read_mostly
+    heapregion_t** arenas       # the arena index: ARENA_INDEX_LEN entries, each
+                                # release-stored once its reservation is set up
+    const sizeclasses_t* sc
     uint32_t nregions           # published with a release store
     uint32_t sweepgen
-    const sizeclasses_t* sc
-    size_t max_bytes            # cap on HeapSys; 0 for none
-    uint32_t fail_reserves      # fault injection: the next n reservations fail
-    mspan_t emptyspan           # what an empty mcache slot points at (nelems 0)
-    mspanlist_t large           # in-use large-object spans
-    mspan_t* spanfree           # recycled span structures, like Go's h.spanalloc
     bint pagecache              # serve small spans from per-P page caches
-    uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
+    uint32_t fail_reserves      # fault injection: the next n reservations fail
+    size_t max_bytes            # cap on HeapSys; 0 for none
+    mspan_t emptyspan           # what an empty mcache slot points at (nelems 0)
+    cacheline_t _alloc_line
+    mspan_t* spanfree           # recycled span structures, like Go's h.spanalloc
     # statistics; the ones a page-cache allocation also changes are atomic
     uint64_t pages_inuse        # atomic
     uint64_t nspans_inuse       # atomic
     uint64_t bits_bytes         # atomic
-    uint64_t pcache_refills
     uint64_t pcache_allocs      # atomic
+    mspanlist_t large           # in-use large-object spans
+    cacheline_t _live_line
+    uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
+    cacheline_t _cold
+    uint64_t pcache_refills
     uint64_t heap_sys
     uint64_t nspans_alloc
     uint64_t table_bytes
     uint64_t heap_grows
-    heapregion_t** arenas       # the arena index: ARENA_INDEX_LEN entries, each
-                                # release-stored once its reservation is set up
     uint32_t order[MAX_REGIONS] # region indices in address order (under the lock)
     heapregion_t regions[MAX_REGIONS]
 

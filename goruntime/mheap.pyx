@@ -63,6 +63,7 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil:
     s = h.spanfree
     while s != NULL:
         nxt = s.next
+        span_free_bits(s)
         free(s)
         s = nxt
     h.spanfree = NULL
@@ -201,10 +202,18 @@ cdef inline void _index_page_touch(mheap_t* h, size_t k) noexcept nogil:
 
 
 cdef mspan_t* _new_span_struct(mheap_t* h) noexcept nogil:
+    """A zeroed span structure (Go's allocMSpanLocked), from the recycled ones
+    if any; a recycled one keeps its bitmap block for span_alloc_bits."""
     cdef mspan_t* s = h.spanfree
+    cdef void* bits
+    cdef size_t bits_size
     if s != NULL:
         h.spanfree = s.next
+        bits = s.bits
+        bits_size = s.bits_size
         memset(s, 0, sizeof(mspan_t))
+        s.bits = bits
+        s.bits_size = bits_size
         return s
     s = <mspan_t*>alloc_aligned(sizeof(mspan_t))
     if s != NULL:
@@ -391,7 +400,7 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
     xadd64(&h.nspans_inuse, -1)
     xadd64(&h.bits_bytes, -<int64_t>s.bits_size)
     s.state = SPAN_DEAD
-    span_free_bits(s)
+    # The structure and its bitmap block go back together (span_alloc_bits).
     s.next = h.spanfree
     h.spanfree = s
 
