@@ -3,11 +3,18 @@
 # only by the holder, so they need no atomics; the clock is read only when
 # trylock fails (contended path) and on one acquisition in HOLD_SAMPLE_EVERY
 # (hold time), so the uncontended cost is the same single CAS as
-# pthread_mutex_lock.
+# pthread_mutex_lock. What every acquisition writes lies in the mutex's first
+# two cache lines (the pthread mutex, the total, the owner, and the hot call
+# sites' counts): when two Ms take turns on a lock, the counters move between
+# their cores with the mutex word and one line more, not with four.
 #
-# Go counterparts: runtime/runtime2.go: mutex; runtime/lock_futex.go: lock,
-# unlock (a futex lock that spins before it sleeps; here the pthread mutex's
-# own policy). The counters have none before Go 1.22 added runtime locks to
+# A contended acquisition spins before it sleeps, as Go's lock2 does
+# (runtime/lock_futex.go: active_spin = 4 rounds of procyield(30), then one
+# osyield, then the futex): a runtime lock is held for well under a
+# microsecond, while sleeping on the futex and being woken costs tens of them.
+#
+# Go counterparts: runtime/runtime2.go: mutex; runtime/lock_futex.go: lock
+# (lock2), unlock. The counters have none before Go 1.22 added runtime locks to
 # the mutex profile (runtime/mprof.go); each acquisition is charged to a call
 # site named after the Go function that takes the lock (SITE_NAMES in
 # lock.pyx, the one list of those names: the profile tool reads it).
@@ -18,18 +25,20 @@ from goruntime.sys cimport (pthread_mutex_t, pthread_cond_t, pthread_mutex_lock,
 
 # Where a lock was taken from: the call sites a contention profile attributes
 # acquisitions and waits to.
+# Sites 0..7 are the ones an allocation can reach: their counts share the
+# mutex's second cache line.
 cpdef enum LockSite:
     SITE_CACHESPAN = 0      # mcache.refill -> mcentral.cacheSpan
-    SITE_UNCACHESPAN = 1    # mcache.releaseAll -> mcentral.uncacheSpan
-    SITE_GROW = 2           # mcentral.grow -> mheap.alloc
-    SITE_LARGE = 3          # large object -> mheap.alloc
-    SITE_SWEEP = 4          # sweeper walking an mcentral
-    SITE_FREESPAN = 5       # sweeper -> mheap.freeSpan
-    SITE_ACQUIREP = 6       # acquirep
-    SITE_RELEASEP = 7       # releasep / handoff
-    SITE_STW = 8            # stopTheWorld / startTheWorld
-    SITE_MCACHE = 9         # the per-P mcache lock of the "locked" comparison mode
-    SITE_PCACHE = 10        # per-P page cache refill -> mheap (Go 1.14)
+    SITE_GROW = 1           # mcentral.grow -> mheap.alloc
+    SITE_LARGE = 2          # large object -> mheap.alloc
+    SITE_PCACHE = 3         # per-P page cache refill -> mheap (Go 1.14)
+    SITE_MCACHE = 4         # the per-P mcache lock of the "locked" comparison mode
+    SITE_ACQUIREP = 5       # acquirep
+    SITE_RELEASEP = 6       # releasep / handoff
+    SITE_UNCACHESPAN = 7    # mcache.releaseAll -> mcentral.uncacheSpan
+    SITE_SWEEP = 8          # sweeper walking an mcentral
+    SITE_FREESPAN = 9       # sweeper -> mheap.freeSpan
+    SITE_STW = 10           # stopTheWorld / startTheWorld
     SITE_OTHER = 11
     SITE_SHARED = 12        # the one cache every P shares in the "shared" comparison mode
     NUM_SITES = 13
@@ -37,14 +46,22 @@ cpdef enum LockSite:
 cdef enum:
     WAIT_HIST_BUCKETS = 40      # log2(ns) buckets: 1 ns .. ~9 minutes
     HOLD_SAMPLE_EVERY = 64      # power of two
+    ACTIVE_SPIN = 4             # Go's active_spin: rounds of spinning ...
+    ACTIVE_SPIN_CNT = 30        # ... of procyield(active_spin_cnt) each
 
 ctypedef struct mutex_t:
+    # Written by every acquisition: line 0 (with glibc's 40-byte mutex on
+    # x86-64; 48 on arm64 spills owner_switches over) ...
     pthread_mutex_t m
     uint64_t acquisitions
-    uint64_t contended
     uintptr_t last_owner
     uint64_t owner_switches
-    uint64_t hold_start         # nonzero while a sampled hold is being timed
+    # ... and line 1, which holds the counts of sites 0..7 (every site an
+    # allocation reaches; lock.pyx checks that mutex_t keeps this layout).
+    uint64_t site_acquisitions[NUM_SITES]
+    # Written on contention or one acquisition in HOLD_SAMPLE_EVERY only.
+    uint64_t hold_start         # set while a sampled hold is being timed
+    uint64_t contended
     uint32_t waiters            # atomic: threads blocked in lock() right now
     uint32_t max_waiters
     uint64_t wait_ns
@@ -52,8 +69,8 @@ ctypedef struct mutex_t:
     uint64_t hold_samples
     uint64_t hold_ns            # sum over sampled holds only
     uint64_t max_hold_ns
+    uint64_t spin_acquisitions  # contended acquisitions won while spinning
     uint64_t wait_hist[WAIT_HIST_BUCKETS]
-    uint64_t site_acquisitions[NUM_SITES]
     uint64_t site_contended[NUM_SITES]
     uint64_t site_wait_ns[NUM_SITES]
 
@@ -85,8 +102,10 @@ cdef inline void lock(mutex_t* mu, int site) noexcept nogil:
 
 
 cdef inline void _releasing(mutex_t* mu) noexcept nogil:
+    # The sampling test reads line 0 only: hold_start is touched on sampled
+    # acquisitions alone (the holder's own acquisitions count picks them).
     cdef uint64_t held
-    if mu.hold_start != 0:
+    if (mu.acquisitions & (HOLD_SAMPLE_EVERY - 1)) == 0 and mu.hold_start != 0:
         held = nanotime() - mu.hold_start
         mu.hold_start = 0
         mu.hold_samples += 1

@@ -3,7 +3,7 @@
 # first attempt: mutex_lock_slow), its snapshots, and the names of its call
 # sites (Go function names, for the profiles). See lock.pxd.
 from libc.string cimport memset, memcpy
-from goruntime.sys cimport pthread_mutex_init, pthread_mutex_destroy
+from goruntime.sys cimport pthread_mutex_init, pthread_mutex_destroy, cpu_relax, sched_yield
 from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_LOCKWAIT
 
 
@@ -30,11 +30,26 @@ cdef uint64_t thread_lock_wait_ns() noexcept nogil:
 
 cdef void mutex_lock_slow(mutex_t* mu, int site) noexcept nogil:
     # Only reached when trylock failed: the clock is read here and nowhere else
-    # on the acquire path.
+    # on the acquire path. Go's lock2: spin a little (the holder is running on
+    # another core and will be done soon), yield once, then sleep.
     global tls_lock_wait_ns
     cdef uint32_t waiting = xadd32(&mu.waiters, 1)
     cdef uint64_t t0 = nanotime()
-    pthread_mutex_lock(&mu.m)
+    cdef int i, j
+    cdef bint got = False
+    for i in range(ACTIVE_SPIN):
+        for j in range(ACTIVE_SPIN_CNT):
+            cpu_relax()
+        if pthread_mutex_trylock(&mu.m) == 0:
+            got = True
+            break
+    if not got:
+        sched_yield()
+        got = pthread_mutex_trylock(&mu.m) == 0
+    if got:
+        mu.spin_acquisitions += 1
+    else:
+        pthread_mutex_lock(&mu.m)
     cdef uint64_t waited = nanotime() - t0
     xadd32(&mu.waiters, -1)
     tls_lock_wait_ns += waited
@@ -99,6 +114,7 @@ cdef dict mutex_stats(mutex_t* mu):
         "hold_ns_est": int(s.hold_ns * scale),
         "max_hold_ns_sampled": s.max_hold_ns,
         "owner_switches": s.owner_switches,
+        "spin_acquisitions": s.spin_acquisitions,
         "max_waiters": s.max_waiters,
         "wait_hist": [s.wait_hist[i] for i in range(WAIT_HIST_BUCKETS)],
         "sites": sites,
@@ -115,9 +131,12 @@ def sum_lockstats(stats):
     total = {k: 0 for k in _SUMMED + _MAXED}
     total["wait_hist"] = None
     total["sites"] = {}
+    total["spin_acquisitions"] = 0
     for s in stats:
         for k in _SUMMED:
             total[k] += s[k]
+        # Profiles saved before the lock spun have no spin count.
+        total["spin_acquisitions"] += s.get("spin_acquisitions", 0)
         for k in _MAXED:
             total[k] = max(total[k], s[k])
         if total["wait_hist"] is None:
@@ -130,3 +149,14 @@ def sum_lockstats(stats):
                 t[k] += v[k]
     total["wait_hist"] = total["wait_hist"] or []
     return total
+
+
+def mutex_layout():
+    """Byte offsets of the mutex_t fields every acquisition writes, and the
+    size of the struct: lock.pxd promises them in its first two cache lines."""
+    cdef mutex_t mu
+    cdef size_t base = <size_t>&mu
+    return {"sizeof": sizeof(mutex_t), "acquisitions": <size_t>&mu.acquisitions - base,
+            "last_owner": <size_t>&mu.last_owner - base, "owner_switches": <size_t>&mu.owner_switches - base,
+            "hot_sites_end": <size_t>&mu.site_acquisitions[SITE_UNCACHESPAN + 1] - base,
+            "hold_start": <size_t>&mu.hold_start - base}

@@ -32,8 +32,9 @@
 #               class that no mcache holds (and, in Go 1.13's design, the
 #               cached ones too, on its empty list).
 #   mheap       the page heap, one per Runtime: the arenas, a free-page
-#               bitmap and a page -> span map per reservation, and the list of
-#               large objects. One lock.
+#               bitmap and a page -> span map per reservation, the arena index
+#               (Go's mheap_.arenas: arena -> reservation, so that spanOf is two
+#               loads), and the list of large objects. One lock.
 #   mspan       a run of pages holding nelems slots of one span class, or
 #               one large object, with its bitmaps (allocBits, gcmarkBits,
 #               freedBits). Span metadata lives in C memory of its own, never
@@ -89,7 +90,8 @@
 # one a span of its own (span class 0), kept on the mheap's large list.
 #
 # Freeing and sweeping. Any thread may free any object: free_object finds the
-# span with spanOf and sets the slot's bit in freedBits (for a tiny object,
+# span with spanOf (O(1): the arena index gives the reservation, its page map
+# the span) and sets the slot's bit in freedBits (for a tiny object,
 # its bit in tinyFreed) with an atomic OR, whose old value reveals a double
 # free. The slot stays allocated until a sweep. A collection (mgc.gcStart)
 # stops the world, hands every cached span back to its mcentral
@@ -116,7 +118,8 @@
 #       a small span comes from the P's 64-page chunk without the heap lock;
 #       the lock is taken only to refill the chunk or the spare span structs.
 #   free
-#       no lock: spanOf reads the page map with acquire loads; one atomic OR.
+#       no lock: spanOf reads the arena index and the page map with acquire
+#       loads; one atomic OR.
 #   GC  one collection at a time (sched.gc_sema); the scheduler lock to stop
 #       and start the world; the sweep takes each mcentral lock and the mheap
 #       lock in turn, never both at once.

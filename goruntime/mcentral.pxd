@@ -12,6 +12,7 @@
 # partialUnswept, fullSwept, fullUnswept. Go's cacheSpan also sweeps spans it
 # finds unswept; here the sweep is over before any cacheSpan can run.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport cacheline_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t, spanview_t
 from goruntime.mspanset cimport spanset_t
@@ -22,16 +23,20 @@ cpdef enum MCentralMode:
     MCENTRAL_MUTEX = 0
     MCENTRAL_SPANSET = 1
 
+# What a refill writes under the lock (the lists, and the grow count) is one
+# cache line after the lock's own; each mcentral is its own aligned allocation.
 ctypedef struct mcentral_t:
     mutex_t lock
-    int spanclass
-    int mode
+    cacheline_t _lists
     mspanlist_t nonempty
     mspanlist_t empty
+    uint64_t ngrow              # atomic: spans taken from the mheap
+    mheap_t* heap
+    cacheline_t _sets
+    int spanclass
+    int mode
     spanset_t partial[2]
     spanset_t full[2]
-    mheap_t* heap
-    uint64_t ngrow              # spans taken from the mheap
 
 cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap, int mode) noexcept nogil
 cdef void mcentral_destroy(mcentral_t* c) noexcept nogil

@@ -4,14 +4,23 @@
 # one of two states: free (its bit set) or owned by one in-use span (its spans[]
 # entry); adjacent free runs coalesce by construction.
 #
-# Go counterparts: runtime/mheap.go: mheap (mheap_), heapArena.spans (here one
-# page -> span array per reservation), mspan structure recycling (spanfree,
+# An address finds its span in O(1), as in Go: the arena index (Go's
+# mheap_.arenas, one level as on linux/amd64) maps each 64 MiB arena of the
+# 48-bit address space to the reservation holding it, and the reservation's
+# spans array maps the page to its span. The index is one NORESERVE mapping of
+# 4 Mi pointers (32 MiB of address space); only the few pages holding entries
+# of reserved arenas are ever touched.
+#
+# Go counterparts: runtime/mheap.go: mheap (mheap_), mheap_.arenas (arenas),
+# heapArena.spans (here one page -> span array per reservation), spanOf,
+# mspan structure recycling (spanfree,
 # Go's spanalloc fixalloc); runtime/mpagealloc.go: pageAlloc (a flat bitmap
 # here, with the same address-ordered first fit, and no radix tree of
 # summaries); runtime/mpagecache.go: pageCache and p.mspancache (pagecache_t).
 # scav_bits stands in for the scavenged bitmap: the model never returns
 # memory, so "scavenged" means never handed out since the arena was reserved.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport loadp, cacheline_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.sizeclasses cimport sizeclasses_t, spanClassSizeclass, PAGE_SHIFT, PAGE_SIZE
@@ -21,6 +30,8 @@ cdef enum:
     ARENA_BYTES = 1 << ARENA_SHIFT
     PAGES_PER_ARENA = ARENA_BYTES >> PAGE_SHIFT
     MAX_REGIONS = 1024          # 64 GiB of arenas at least
+    HEAP_ADDR_BITS = 48         # Go's heapAddrBits on amd64 and arm64
+    ARENA_INDEX_LEN = 1 << (HEAP_ADDR_BITS - ARENA_SHIFT)   # 4 Mi arenas
 
 # A region is one reservation: one arena, or several contiguous arenas for an
 # object larger than an arena.
@@ -47,24 +58,34 @@ ctypedef struct pagecache_t:
     mspan_t* spans[SPAN_CACHE_SIZE]
     uint32_t nspans
 
+# Laid out by who writes what: the lock; what every refill and free reads and
+# only growth or a collection writes; what every span allocation writes
+# (under the lock, or atomically from a page cache), in one line; heap_live,
+# which every refill adds to, alone; the rest.
 ctypedef struct mheap_t:
     mutex_t lock
+    cacheline_t _read_mostly
+    heapregion_t** arenas       # the arena index: ARENA_INDEX_LEN entries, each
+                                # release-stored once its reservation is set up
+    const sizeclasses_t* sc
     uint32_t nregions           # published with a release store
     uint32_t sweepgen
-    const sizeclasses_t* sc
-    size_t max_bytes            # cap on HeapSys; 0 for none
-    uint32_t fail_reserves      # fault injection: the next n reservations fail
-    mspan_t emptyspan           # what an empty mcache slot points at (nelems 0)
-    mspanlist_t large           # in-use large-object spans
-    mspan_t* spanfree           # recycled span structures, like Go's h.spanalloc
     bint pagecache              # serve small spans from per-P page caches
-    uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
+    uint32_t fail_reserves      # fault injection: the next n reservations fail
+    size_t max_bytes            # cap on HeapSys; 0 for none
+    mspan_t emptyspan           # what an empty mcache slot points at (nelems 0)
+    cacheline_t _alloc_line
+    mspan_t* spanfree           # recycled span structures, like Go's h.spanalloc
     # statistics; the ones a page-cache allocation also changes are atomic
     uint64_t pages_inuse        # atomic
     uint64_t nspans_inuse       # atomic
     uint64_t bits_bytes         # atomic
-    uint64_t pcache_refills
     uint64_t pcache_allocs      # atomic
+    mspanlist_t large           # in-use large-object spans
+    cacheline_t _live_line
+    uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
+    cacheline_t _cold
+    uint64_t pcache_refills
     uint64_t heap_sys
     uint64_t nspans_alloc
     uint64_t table_bytes
@@ -77,8 +98,24 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil
 cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pagecache_t* pc) noexcept nogil
 cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil
 cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil
-cdef mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil
-cdef heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil
+
+
+cdef inline heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil:
+    """The reservation holding addr, or NULL: one load from the arena index."""
+    cdef uintptr_t i = addr >> ARENA_SHIFT
+    if i >= ARENA_INDEX_LEN:
+        return NULL
+    return <heapregion_t*>loadp(<void**>&h.arenas[i])
+
+
+cdef inline mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil:
+    """The span holding addr, or NULL; needs no lock (Go's spanOf): the arena
+    index, then the reservation's page -> span array, both read with acquire
+    loads (plain moves on x86-64)."""
+    cdef heapregion_t* r = regionOf(h, addr)
+    if r == NULL:
+        return NULL
+    return <mspan_t*>loadp(<void**>&r.spans[(addr - r.base) >> PAGE_SHIFT])
 
 
 cdef class MHeap:

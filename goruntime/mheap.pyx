@@ -16,14 +16,21 @@ from libc.string cimport memset
 from libc.stdint cimport int64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
-    loadp, storep, xadd64, load_acquire32, store_release32, GR_ASSERT)
+    storep, xadd64, store_release32, GR_ASSERT)
 from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, spanview_t, span_copy, make_span)
 
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil:
+    """-1 if the arena index cannot be mapped (h is then left for mheap_destroy)."""
     memset(h, 0, sizeof(mheap_t))
     mutex_init(&h.lock)
+    # Go's arenas map: reserved, never faulted in beyond the entries written.
+    cdef void* index = mmap(NULL, ARENA_INDEX_LEN * sizeof(heapregion_t*), PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    if index == MAP_FAILED:
+        return -1
+    h.arenas = <heapregion_t**>index
     h.sc = sc
     h.max_bytes = max_bytes
     h.sweepgen = 2
@@ -56,9 +63,13 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil:
     s = h.spanfree
     while s != NULL:
         nxt = s.next
+        span_free_bits(s)
         free(s)
         s = nxt
     h.spanfree = NULL
+    if h.arenas != NULL:
+        munmap(h.arenas, ARENA_INDEX_LEN * sizeof(heapregion_t*))
+        h.arenas = NULL
     mutex_destroy(&h.lock)
 
 
@@ -142,6 +153,9 @@ cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
         munmap(mem, base - raw)
     if base + size < raw + size + ARENA_BYTES:
         munmap(<void*>(base + size), raw + size + ARENA_BYTES - (base + size))
+    if (base + size - 1) >> ARENA_SHIFT >= ARENA_INDEX_LEN:
+        munmap(<void*>base, size)       # beyond the arena index (Go: sysReserve past heapAddrBits)
+        return -1
     idx = h.nregions
     r = &h.regions[idx]
     r.base = base
@@ -168,15 +182,38 @@ cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
     h.heap_sys += size
     h.table_bytes += 2 * words * 8 + r.npages * sizeof(mspan_t*)
     h.heap_grows += 1
+    # Publish: spanOf finds the region through the index from here on.
+    for k in range(base >> ARENA_SHIFT, (base + size) >> ARENA_SHIFT):
+        _index_page_touch(h, k)
+        storep(<void**>&h.arenas[k], r)
     store_release32(&h.nregions, idx + 1)
     return 0
 
 
+cdef inline void _index_page_touch(mheap_t* h, size_t k) noexcept nogil:
+    """Counts the OS page of the arena index that entry k lives on in
+    table_bytes the first time an entry on it is set (heap lock held)."""
+    cdef size_t per_page = 4096 // sizeof(heapregion_t*)
+    cdef size_t first = k & ~(per_page - 1), j
+    for j in range(first, first + per_page):
+        if h.arenas[j] != NULL:
+            return
+    h.table_bytes += 4096
+
+
 cdef mspan_t* _new_span_struct(mheap_t* h) noexcept nogil:
+    """A zeroed span structure (Go's allocMSpanLocked), from the recycled ones
+    if any; a recycled one keeps its bitmap block for span_alloc_bits."""
     cdef mspan_t* s = h.spanfree
+    cdef void* bits
+    cdef size_t bits_size
     if s != NULL:
         h.spanfree = s.next
+        bits = s.bits
+        bits_size = s.bits_size
         memset(s, 0, sizeof(mspan_t))
+        s.bits = bits
+        s.bits_size = bits_size
         return s
     s = <mspan_t*>alloc_aligned(sizeof(mspan_t))
     if s != NULL:
@@ -363,26 +400,9 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
     xadd64(&h.nspans_inuse, -1)
     xadd64(&h.bits_bytes, -<int64_t>s.bits_size)
     s.state = SPAN_DEAD
-    span_free_bits(s)
+    # The structure and its bitmap block go back together (span_alloc_bits).
     s.next = h.spanfree
     h.spanfree = s
-
-
-cdef heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil:
-    cdef uint32_t n = load_acquire32(&h.nregions)
-    cdef uint32_t i
-    for i in range(n):
-        if h.regions[i].base <= addr < h.regions[i].end:
-            return &h.regions[i]
-    return NULL
-
-
-cdef mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil:
-    """The span holding addr, or NULL; needs no lock (Go's spanOf)."""
-    cdef heapregion_t* r = regionOf(h, addr)
-    if r == NULL:
-        return NULL
-    return <mspan_t*>loadp(<void**>&r.spans[(addr - r.base) // PAGE_SIZE])
 
 
 cdef class MHeap:

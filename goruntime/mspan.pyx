@@ -6,6 +6,7 @@
 # and freeindex, as the verifier needs). Span is the Python view: a copy
 # taken by span_copy.
 from libc.stdlib cimport free
+from libc.string cimport memset
 from goruntime.sys cimport alloc_aligned, popcount64, CACHE_LINE
 from goruntime.sizeclasses cimport TINY_SPAN_CLASS, PAGE_SIZE, spanClassSizeclass, spanClassNoscan
 
@@ -19,17 +20,30 @@ cdef int span_alloc_bits(mspan_t* s) noexcept nogil:
 
     Owner-written and foreign-written bitmaps get separate cache lines so that a
     free() on another P does not steal the line the owning mcache allocates from.
+    A span structure recycled by the mheap keeps the block of its last bitmaps
+    (mheap_freeSpanLocked): it is cleared and reused when it fits, so that a
+    span allocation costs no C malloc in a steady state (as Go takes bitmaps
+    from its gcBits arenas), and a bitmap block is never freed by one thread
+    for another to allocate.
     """
     cdef size_t words = (s.nelems + 63) // 64
     cdef size_t bitmap = words * 8
     cdef bint tiny = s.spanclass == TINY_SPAN_CLASS
     cdef size_t owner = _lines(2 * bitmap + (s.nelems * 4 if tiny else 0))
     cdef size_t foreign = _lines(bitmap + (s.nelems * 2 if tiny else 0))
-    cdef char* mem = <char*>alloc_aligned(owner + foreign)
+    cdef size_t need = owner + foreign
+    cdef char* mem = <char*>s.bits
+    if mem != NULL and (s.bits_size < need or s.bits_size > 4 * need):
+        span_free_bits(s)       # too small, or a tiny span's block kept by a small span
+        mem = NULL
     if mem == NULL:
-        return -1
-    s.bits = mem
-    s.bits_size = owner + foreign
+        mem = <char*>alloc_aligned(need)
+        if mem == NULL:
+            return -1
+        s.bits = mem
+        s.bits_size = need
+    else:
+        memset(mem, 0, need)
     s.nwords = <uint32_t>words
     s.allocBits = <uint64_t*>mem
     s.gcmarkBits = <uint64_t*>(mem + bitmap)

@@ -1,10 +1,12 @@
 # cython: language_level=3
 # proc: the scheduler (runtime/proc.go) and the M thread class; see proc.pxd.
 from libc.stdlib cimport free
+from libc.stdint cimport uint32_t
 from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_cond_signal,
     pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy, pthread_create,
     pthread_join, pthread_mutex_lock, pthread_mutex_unlock, pthread_t, load32, store32, load64,
-    store64, cas64, alloc_aligned, thread_cputime, GR_ASSERT)
+    store64, cas64, alloc_aligned, thread_cputime, GR_ASSERT, load_relaxed32, load_acquire32,
+    store_relaxed32, xadd32, cpu_relax, loadp, storep)
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
     thread_lock_wait_ns, SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
 from goruntime.mcache cimport make_MCache
@@ -26,6 +28,14 @@ cdef extern from "<sys/resource.h>" nogil:
 
 cdef extern from "<unistd.h>" nogil:
     long gettid()
+    long sysconf(int name)
+    int _SC_NPROCESSORS_ONLN
+
+# Waiting for a stop-the-world or for the restart after one spins before it
+# sleeps on a condition variable (see gcstopm and stopTheWorld).
+cdef enum:
+    STOP_SPIN_NS = 20000            # the stopper, waiting for the Ps to stop
+    RESTART_SPIN_NS = 200000        # a parked M, waiting for the world to restart
 
 cdef extern from "<time.h>" nogil:
     cdef struct timespec:
@@ -77,6 +87,8 @@ cdef int sched_init(runtime_t* rt) noexcept nogil:
         store64(&rt.allp[i].status, _status(0, P_IDLE))
     rt.sched.npidle = rt.gomaxprocs
     rt.sched.forkgen = gr_forkgen
+    # Spinners beyond the other CPUs would take the collector's CPU.
+    rt.sched.maxspinning = <uint32_t>max(0, sysconf(_SC_NPROCESSORS_ONLN) - 1)
     return 0
 
 
@@ -177,7 +189,8 @@ cdef p_t* acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
 
 
 cdef inline void _stopped_one(runtime_t* rt) noexcept nogil:
-    rt.sched.stopwait -= 1
+    # sched.lock held; the stopper may be spinning on stopwait without it.
+    store_relaxed32(&rt.sched.stopwait, rt.sched.stopwait - 1)
     if rt.sched.stopwait == 0:
         pthread_cond_signal(&rt.sched.stop_cond)
 
@@ -207,8 +220,49 @@ cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil:
 
 
 cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil:
-    releasep(rt, mp)
-    acquirep(rt, mp)
+    """Parks mp for a stop-the-world.
+
+    When no M was waiting for a P as the world stopped, mp's P comes back to mp
+    when the world restarts (startTheWorld hands it over, as Go's
+    startTheWorldWithSema resumes each P with the goroutine it was running), and
+    mp spins for it first (for up to RESTART_SPIN_NS, and at most maxspinning Ms
+    at once), as Go's Ms spin before they sleep: a collection here lasts tens of
+    microseconds, about what a futex sleep and wake-up adds to it. When Ms were
+    waiting for a P, mp gives its P up and queues with them, so that a
+    collection stays a point where the Ps change hands."""
+    cdef p_t* pp = mp.p
+    cdef int i
+    GR_ASSERT(pp != NULL, "gcstopm without a P")
+    mp.park_start = nanotime()
+    lock(&rt.sched.lock, SITE_RELEASEP)
+    GR_ASSERT(rt.sched.gcwaiting, "gcstopm while the world is not stopping")
+    if not rt.sched.handback:
+        unlock(&rt.sched.lock)
+        releasep(rt, mp)
+        acquirep(rt, mp)
+        return
+    pp.owner = NULL
+    pp.parked = mp
+    storep(<void**>&mp.p, NULL)
+    store64(&pp.status, _status(0, P_GCSTOP))
+    _stopped_one(rt)
+    unlock(&rt.sched.lock)
+    if xadd32(&rt.sched.nspinning, 1) <= rt.sched.maxspinning:
+        while loadp(<void**>&mp.p) == NULL and not load_relaxed32(&rt.sched.closed):
+            for i in range(32):
+                cpu_relax()
+            if nanotime() - mp.park_start >= RESTART_SPIN_NS:
+                break
+    xadd32(&rt.sched.nspinning, -1)
+    if loadp(<void**>&mp.p) == NULL:
+        lock(&rt.sched.lock, SITE_ACQUIREP)
+        while mp.p == NULL and not rt.sched.closed:
+            cond_wait(&rt.sched.pidle_cond, &rt.sched.lock, SITE_ACQUIREP)
+        if mp.p == NULL and pp.parked == mp:
+            pp.parked = NULL        # closed: the restart must not hand the P to an M that left
+        unlock(&rt.sched.lock)
+    if mp.p != NULL:
+        mp.slice_start = nanotime()
 
 
 cdef void handoffp(runtime_t* rt, m_t* mp) noexcept nogil:
@@ -228,36 +282,74 @@ cdef void _steal_syscall_ps(runtime_t* rt, p_t* mine) noexcept nogil:
         s = load64(&pp.status)
         if (s & 0xff) == P_SYSCALL and cas64(&pp.status, s, _status(0, P_GCSTOP)):
             pp.owner = NULL
-            rt.sched.stopwait -= 1
+            store_relaxed32(&rt.sched.stopwait, rt.sched.stopwait - 1)
 
 
 cdef void stopTheWorld(runtime_t* rt, p_t* mine) noexcept nogil:
-    """Takes every P but mine (the caller's own P, or NULL) and returns once all are stopped."""
+    """Takes every P but mine (the caller's own P, or NULL) and returns once all are stopped.
+
+    A running M parks at its next safe point, within an allocation or so: the
+    stopper first spins (the lock dropped) for up to STOP_SPIN_NS, and sleeps on
+    stop_cond only if the Ps take longer (an M descheduled, a Python thread
+    between calls that has not been robbed yet)."""
     cdef p_t* pp
+    cdef uint64_t t0
+    cdef int i
     lock(&rt.sched.lock, SITE_STW)
     store32(&rt.sched.gcwaiting, 1)
-    rt.sched.stopwait = rt.gomaxprocs - (1 if mine != NULL else 0)
+    rt.sched.handback = rt.sched.nmwaiting == 0     # see gcstopm
+    store_relaxed32(&rt.sched.stopwait, <uint32_t>(rt.gomaxprocs - (1 if mine != NULL else 0)))
     while rt.sched.pidle != NULL:
         pp = rt.sched.pidle
         rt.sched.pidle = pp.link
         pp.link = NULL
         store64(&pp.status, _status(0, P_GCSTOP))
-        rt.sched.stopwait -= 1
+        store_relaxed32(&rt.sched.stopwait, rt.sched.stopwait - 1)
     rt.sched.npidle = 0
     _steal_syscall_ps(rt, mine)
+    t0 = 0
     while rt.sched.stopwait > 0:
-        cond_wait(&rt.sched.stop_cond, &rt.sched.lock, SITE_STW)
+        if t0 == 0:
+            t0 = nanotime()
+        if nanotime() - t0 < STOP_SPIN_NS:
+            unlock(&rt.sched.lock)
+            for i in range(64):
+                if load_relaxed32(&rt.sched.stopwait) == 0:
+                    break
+                cpu_relax()
+            lock(&rt.sched.lock, SITE_STW)
+        else:
+            cond_wait(&rt.sched.stop_cond, &rt.sched.lock, SITE_STW)
         _steal_syscall_ps(rt, mine)
     unlock(&rt.sched.lock)
 
 
 cdef void startTheWorld(runtime_t* rt, p_t* mine) noexcept nogil:
+    """Gives each P back to the M parked with it (gcstopm), the others to the
+    idle list, and wakes the Ms waiting."""
     cdef int i
     cdef p_t* pp
+    cdef m_t* mp
+    cdef uint64_t now = nanotime(), waited
     lock(&rt.sched.lock, SITE_STW)
     for i in range(rt.gomaxprocs - 1, -1, -1):
         pp = rt.allp[i]
         if pp == mine:
+            continue
+        mp = <m_t*>pp.parked
+        pp.parked = NULL
+        if mp != NULL and not rt.sched.closed:
+            rt.sched.next_token += 1
+            mp.token = rt.sched.next_token
+            pp.owner = mp
+            store64(&pp.status, _status(mp.token, P_RUNNING))
+            rt.sched.p_acquires += 1
+            waited = now - mp.park_start
+            rt.sched.p_waits += 1
+            rt.sched.p_wait_ns += waited
+            mp.p_waits += 1
+            mp.p_wait_ns += waited
+            storep(<void**>&mp.p, pp)       # the M may be spinning on it: the last write
             continue
         store64(&pp.status, _status(0, P_IDLE))
         pp.link = rt.sched.pidle

@@ -466,7 +466,11 @@ cdef class Runtime:
         rt.heap = <mheap_t*>alloc_aligned(sizeof(mheap_t))
         if rt.heap == NULL:
             raise MemoryError("cannot allocate the mheap")
-        mheap_init(rt.heap, rt.sc, max_heap or 0)
+        if mheap_init(rt.heap, rt.sc, max_heap or 0) != 0:
+            mheap_destroy(rt.heap)
+            free(rt.heap)
+            rt.heap = NULL
+            raise MemoryError("cannot map the mheap's arena index")
         rt.heap.pagecache = pagecache
         self.heap.h = rt.heap
         for spc in range(rt.sc.num_classes * 2):

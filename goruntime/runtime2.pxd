@@ -10,7 +10,7 @@
 # ring and free counts of memstats (runtime/mstats.go). The per-M figures
 # have no Go counterpart: they feed RunResult.per_m.
 from libc.stdint cimport int32_t, uint32_t, uint64_t, uintptr_t
-from goruntime.sys cimport pthread_cond_t, pthread_mutex_t, pthread_t
+from goruntime.sys cimport pthread_cond_t, pthread_mutex_t, pthread_t, cacheline_t
 from goruntime.lock cimport mutex_t
 from goruntime.mcache cimport mcache_t
 from goruntime.mcentral cimport mcentral_t
@@ -36,18 +36,27 @@ cdef enum:
 cdef struct m
 cdef struct runtime
 
+# Each P is its own 64-byte aligned allocation (alloc_aligned), so no two Ps
+# share a cache line; inside one, the lines the owning M writes on every
+# allocation (the mcache) and on every span allocation (the page cache) are
+# kept apart from the status line other threads write.
 ctypedef struct p_t:
     mcache_t mcache
-    char _pad0[64]
-    # Written by other threads (stop-the-world steals SYSCALL Ps): kept off the
-    # mcache's cache lines. status is (owner token << 8 | PStatus).
+    cacheline_t _status_line
+    # Written by other threads (stop-the-world steals SYSCALL Ps), and by the
+    # scheduler under its lock. status is (owner token << 8 | PStatus).
     uint64_t status
     int id
     p_t* link
     m* owner
+    m* parked                   # the M a stop-the-world parked with this P: it gets the P back
+    cacheline_t _pcache_line
     pagecache_t pcache          # only with Runtime(pagecache=True)
 
+# An M's figures are written on every allocation by its own thread: each M is
+# its own aligned allocation, a whole number of cache lines long.
 cdef struct m:
+    cacheline_t _align
     int id
     p_t* p
     uint64_t token              # proves ownership of p in its status word
@@ -72,6 +81,7 @@ cdef struct m:
     uint64_t utime_ns
     uint64_t stime_ns
     uint64_t slice_start        # when this M last took its P (preemption)
+    uint64_t park_start         # when a stop-the-world parked this M (gcstopm)
     uint32_t tick
     int error
     uintptr_t error_addr
@@ -82,14 +92,22 @@ ctypedef m m_t
 
 ctypedef struct sched_t:
     mutex_t lock
+    # Read by every M at every safe point; written only to stop or start the
+    # world, when an M starts or stops waiting for a P, and on close.
+    cacheline_t _safepoint_line
+    uint32_t gcwaiting          # set while a stop-the-world is in progress
+    uint32_t nmwaiting          # read without the lock by Ms deciding to hand off
+    uint32_t closed
+    cacheline_t _locked_line
+    # Under the lock.
     pthread_cond_t pidle_cond   # Ms waiting for a P, or for the world to restart
     pthread_cond_t stop_cond    # the stopper waiting for Ps
     p_t* pidle
     uint32_t npidle
-    uint32_t nmwaiting          # read without the lock by Ms deciding to hand off
-    uint32_t gcwaiting          # set while a stop-the-world is in progress
-    int32_t stopwait
-    uint32_t closed
+    uint32_t stopwait           # written under the lock with atomic stores: the stopper spins on it
+    uint32_t nspinning          # atomic: Ms spinning for the world to restart (gcstopm)
+    uint32_t maxspinning        # CPUs less one: more spinners would slow the collector
+    bint handback               # this stop-the-world gives each P back to its M (gcstopm)
     uint64_t next_token
     uint64_t p_acquires
     uint64_t p_waits
@@ -100,8 +118,10 @@ ctypedef struct sched_t:
 
 cdef struct runtime:
     sched_t sched
+    # Read on every allocation and free; written when the Runtime is made
+    # (heap_goal: by each collection).
+    cacheline_t _read_mostly
     mheap_t* heap
-    mcentral_t* central[MAX_SPAN_CLASSES]
     p_t** allp
     int gomaxprocs
     # The "shared" mode's one cache for every P, with its page cache; its
@@ -111,12 +131,14 @@ cdef struct runtime:
     trace_t* traces_done        # finished traces (Ms may still write to them), freed last
     int mcache_mode
     const sizeclasses_t* sc
-    uint64_t zerobase           # Go's zerobase: the address of every zero-byte object
     # GC pacing (Go's gcController, reduced to GOGC)
     int gogc                    # -1: off
-    uint64_t heap_marked
     uint64_t heap_goal
-    # collections
+    uint64_t zerobase           # Go's zerobase: the address of every zero-byte object
+    mcentral_t* central[MAX_SPAN_CLASSES]
+    # Written by collections.
+    cacheline_t _gc_line
+    uint64_t heap_marked
     uint32_t numgc
     uint64_t pause_total_ns
     uint64_t pause_ns[NUM_PAUSES]

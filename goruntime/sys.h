@@ -52,6 +52,14 @@ static void gr_assert_fail(const char *what, const char *cond, const char *file,
 static inline int gr_assertions_enabled(void) { return 1; }
 #endif
 
+/* A member of no size that starts the next member of a struct on a new cache
+ * line, and makes the struct cache-line aligned and a whole number of lines
+ * long (GNU C: zero-length array, aligned type). The model's structs mark with
+ * it every boundary between what one M writes and what another reads or
+ * writes; their memory comes from alloc_aligned (sys.pxd), 64-byte aligned. */
+#define GR_CACHE_LINE 64
+typedef struct { char _line[0]; } __attribute__((aligned(GR_CACHE_LINE))) gr_cacheline_t;
+
 /* Go's sys.Ctz64: 64 for a zero word (the C builtin is undefined there). */
 static inline int gr_ctz64(uint64_t x) { return x ? __builtin_ctzll(x) : 64; }
 static inline int gr_popcount64(uint64_t x) { return __builtin_popcountll(x); }

@@ -11,6 +11,10 @@ from libc.stdint cimport uint16_t, uint32_t, int32_t, uint64_t, int64_t, uintptr
 from libc.string cimport memset
 
 cdef extern from "sys.h" nogil:
+    # A zero-size struct member: the next member starts a new cache line, and
+    # the struct is line aligned and padded (see sys.h).
+    ctypedef struct cacheline_t "gr_cacheline_t":
+        pass
     int lockstats_enabled "gr_lockstats_enabled"() noexcept
     # A debug-build check (see sys.h); `what` is a string literal naming the invariant.
     void GR_ASSERT(bint cond, const char* what) noexcept

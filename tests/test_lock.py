@@ -3,6 +3,7 @@ where it must be."""
 import pytest
 
 from goruntime import MCACHE_MODES, Runtime
+from goruntime.lock import mutex_layout
 
 
 @pytest.mark.parametrize("mcache", MCACHE_MODES)
@@ -32,6 +33,7 @@ def test_lock_counters_add_up(mcache):
         assert (s["owner_switches"] > 0) == (s["acquisitions"] > 0), name
         assert s["owner_switches"] <= s["acquisitions"], name
         assert s["hold_samples"] <= s["acquisitions"], name
+        assert 0 <= s["spin_acquisitions"] <= s["contended"], name
         assert s["max_hold_ns_sampled"] <= s["hold_ns_sampled"], name
     for key in ("acquisitions", "contended", "wait_ns"):
         assert ls["mcentral"][key] == sum(s[key] for s in ls["mcentrals"].values()), key
@@ -77,3 +79,15 @@ def test_mcache_none_two_ms_contend_on_mcentral():
         if c["contended"] > 0:
             break
     assert c["contended"] > 0, c
+
+
+def test_what_every_acquisition_writes_fits_two_cache_lines():
+    """An acquisition writes the pthread mutex, the total, the owner and its site's
+    count: all in the first two cache lines of the lock, so that two Ms taking turns
+    on it move two lines between their cores; the sampled hold clock lies beyond."""
+    lay = mutex_layout()
+    assert lay["acquisitions"] + 8 <= 64, lay            # beside the mutex word: line 0
+    for field in ("last_owner", "owner_switches"):      # line 0 with glibc's 40-byte x86-64 mutex
+        assert lay[field] + 8 <= 128, (field, lay)
+    assert lay["hot_sites_end"] <= 128, lay
+    assert lay["hold_start"] >= 128, lay

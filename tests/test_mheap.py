@@ -101,6 +101,50 @@ def test_large_object_bigger_than_an_arena(rt):
     assert rt.heap.free_runs() == [(base, (128 << 20) // PAGE)]
 
 
+def test_arena_index_maps_every_page_to_its_span(rt):
+    """spanOf goes through the arena index (Go's mheap_.arenas): every page of
+    every reservation, multi-arena ones included, finds the span that owns it
+    and a free page finds none; addresses outside the reservations find none."""
+    objs = [rt.malloc(100 << 20)]                   # one reservation of two arenas
+    objs += [rt.malloc(size) for size in (8, 64, 1024, 40000, 32768, 60 << 20)]
+    objs += [rt.malloc(size) for size in (64, 70 << 20)]  # a second and a third reservation
+    rt.free(objs[2])
+    rt.gc()                                         # free pages between spans as well
+    arenas = rt.heap.arenas
+    assert len(arenas) >= 3 and any(size > ARENA for _, size in arenas)
+    free = {}
+    for base, npages in rt.heap.free_runs():
+        for i in range(npages):
+            free[base + i * PAGE] = True
+    spans = 0
+    for base, size in arenas:
+        page = base
+        while page < base + size:
+            span = rt.heap.span_of(page)
+            if page in free:
+                assert span is None, f"free page {page:#x} maps to span {span}"
+                page += PAGE
+                continue
+            assert span is not None, f"page {page:#x} of the reservation at {base:#x} maps to no span"
+            assert span.base == page, f"page {page:#x} maps to span {span.base:#x}, not its own"
+            end = span.base + span.npages * PAGE
+            assert end <= base + size
+            for inner in range(page, end, PAGE):        # every page of the span: the same span
+                assert rt.heap.span_of(inner + PAGE - 1).base == page
+            spans += 1
+            page = end
+    assert spans >= len(objs) - 1
+    lo = min(b for b, _ in arenas)
+    hi = max(b + s for b, s in arenas)
+    foreign = [0, 8, lo - 1, lo - PAGE, hi, hi + ARENA, 1 << 47, (1 << 48) - 8, 1 << 48,
+               2**64 - 8, id(objs)]
+    for addr in foreign:
+        if not any(b <= addr < b + s for b, s in arenas):
+            assert rt.heap.span_of(addr) is None, f"foreign address {addr:#x} maps to a span"
+            with pytest.raises(GoRuntimeError, match="bad pointer"):
+                rt.free(addr)
+
+
 def test_max_heap_cap(rt):
     with Runtime(gomaxprocs=1, gogc=None, max_heap=64 << 20) as capped:
         with unchanged(capped):
