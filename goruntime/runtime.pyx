@@ -951,7 +951,7 @@ cdef class Runtime:
 
     # -- workloads -----------------------------------------------------------
 
-    def run(self, **kwargs):
+    def run(self, *, progress=None, **kwargs):
         """Runs the churn kernel on `ms` new M threads (default: twice GOMAXPROCS)
         for `duration` seconds (default 1) or `ops` allocations per M, and returns
         a RunResult. Each M allocates, tags and keeps a bounded live set of
@@ -971,12 +971,15 @@ cdef class Runtime:
         milliseconds; the exception reaches the caller with the figures so far
         in its `partial` attribute (a RunResult), and the runtime stays usable.
         close() from another thread stops the Ms too; run() then raises
-        GoRuntimeError("runtime closed").
+        GoRuntimeError("runtime closed"). progress, a callable without arguments, is
+        called about every 50 ms while the Ms run (a progress bar, say).
         """
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable, not {type(progress).__name__}")
         config = run_config(gomaxprocs=self.gomaxprocs, sizeclasses=self.sizeclasses.version,
                             gogc=self.gogc, **kwargs)
         self._check_call()
-        return run_kernel(self.rt, config)
+        return run_kernel(self.rt, config, progress)
 
     # -- lifetime -------------------------------------------------------------
 

@@ -136,7 +136,7 @@ cdef inline void kernel_end(runtime_t* rt, m_t* mp) noexcept nogil:
 
 cdef list launch_ms(runtime_t* rt, gate_t* gate, object ids, kernel_fn fn, void* work, size_t stride)
 cdef void join_ms(list workers) noexcept
-cdef int wait_ms(list workers, uint32_t* stop) except -1
-cdef object run_kernel(runtime_t* rt, dict config)
+cdef int wait_ms(list workers, uint32_t* stop, object progress=*) except -1
+cdef object run_kernel(runtime_t* rt, dict config, object progress=*)
 cdef int sizemix_init(sizemix_t* mix, list ranges) except -1
 cdef void sizemix_free(sizemix_t* mix) noexcept

@@ -172,12 +172,13 @@ cdef void join_ms(list workers) noexcept:
 cdef uint64_t WAIT_SLICE_NS = 50000000
 
 
-cdef int wait_ms(list workers, uint32_t* stop) except -1:
+cdef int wait_ms(list workers, uint32_t* stop, object progress=None) except -1:
     """Joins every M in workers and answers Ctrl-C meanwhile: the thread waits
     with the GIL released in slices of 50 ms and checks for signals between
     them (a thread blocked in a join never sees one). A signal handler that
     raises (KeyboardInterrupt) sets *stop, which the kernels read at their next
-    safe point; the Ms are joined and the exception is raised then."""
+    safe point; the Ms are joined and the exception is raised then. progress,
+    if given, is called between slices (this thread holds no P)."""
     cdef M m
     cdef bint joined
     interrupted = None
@@ -187,6 +188,8 @@ cdef int wait_ms(list workers, uint32_t* stop) except -1:
                 joined = m.timed_join(WAIT_SLICE_NS)
             if joined:
                 break
+            if progress is not None and interrupted is None:
+                progress()
             if interrupted is None:
                 try:
                     PyErr_CheckSignals()
@@ -334,7 +337,7 @@ def run_config(*, gomaxprocs, sizeclasses, gogc, kernel="churn", ms=None, durati
             "seed": seed, "sizeclasses": sizeclasses, "gogc": gogc}
 
 
-cdef object run_kernel(runtime_t* rt, dict config):
+cdef object run_kernel(runtime_t* rt, dict config, object progress=None):
     """Runs the kernel that run_config() described on `ms` new Ms and returns its
     RunResult. Ctrl-C stops the Ms at their next safe point: the KeyboardInterrupt
     is raised once they are joined, with the RunResult so far as its `partial`."""
@@ -380,7 +383,7 @@ cdef object run_kernel(runtime_t* rt, dict config):
         workers = launch_ms(rt, &cfg.gate, range(ms), churn_main, works, sizeof(mwork_t))
         t0 = time.perf_counter()
         try:
-            wait_ms(workers, &cfg.stop)
+            wait_ms(workers, &cfg.stop, progress)
         except BaseException as e:      # noqa: B036 - raised below, with the figures so far
             interrupted = e
         elapsed = time.perf_counter() - t0

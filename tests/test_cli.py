@@ -276,3 +276,25 @@ def test_cli_heapmap_png_and_json(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["heapmap", "--ops", "10"])            # neither --png nor --json
     assert e.value.code == 2
+
+
+# -- progress --------------------------------------------------------------------------
+
+def test_run_calls_progress_while_the_ms_run():
+    from goruntime import Runtime
+    ticks = []
+    with Runtime(gomaxprocs=2) as rt:
+        r = rt.run(ms=2, duration=0.3, sizes=64, progress=lambda: ticks.append(1))
+        with pytest.raises(TypeError, match="progress must be callable"):
+            rt.run(ms=1, ops=10, progress=5)
+    assert r.allocs > 0 and len(ticks) >= 3          # every ~50 ms of a 0.3 s run
+
+
+def test_progress_prints_plain_lines_off_a_terminal():
+    import io
+    from goruntime.cmd.progress import Progress
+    log = io.StringIO()                      # not a terminal: no bar, a line per update here
+    with Progress(10, "runs", "job", stream=log, every=0) as bar:
+        bar.update(3, "cell a")
+        bar.update(4)
+    assert log.getvalue().splitlines() == ["job: 3/10 runs, cell a", "job: 4/10 runs"]

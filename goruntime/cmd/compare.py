@@ -26,6 +26,7 @@ import sys
 from goruntime import MCACHE_MODES, Runtime, check_modes
 from goruntime.runtime import LOCK_CLASSES
 from goruntime.cmd.flags import SWEEP_DEFAULTS, add_workload_args
+from goruntime.cmd.progress import Progress
 from goruntime.cmd.report import _ns, _rate, format_columns, mode_label
 
 DEFAULT_MS = tuple(SWEEP_DEFAULTS["ms"])
@@ -345,9 +346,15 @@ def cmd_compare(args):
                  ops=args.ops, gogc=args.gogc, sizeclasses=args.sizeclasses, live=args.live,
                  noscan=args.noscan, large_share=args.large_share or 0.0, seed=seed)
 
+    bar = Progress(len(todo) * args.repeat, "runs", "goruntime compare") if sys.stderr.isatty() else None
+
     def progress(i, n, r):
-        print(f"[{i}/{n}] {cell_id(r)} run {r['repeat'] + 1}: {r['allocs_per_sec'] / 1e6:.2f} M allocs/s, "
-              f"lock wait {100 * r['lock_wait_share']:.2f}%", file=sys.stderr, flush=True)
+        line = (f"{cell_id(r)} run {r['repeat'] + 1}: {r['allocs_per_sec'] / 1e6:.2f} M allocs/s, "
+                f"lock wait {100 * r['lock_wait_share']:.2f}%")
+        if bar is not None:
+            bar.update(i, line)         # a live bar on a terminal
+        else:
+            print(f"[{i}/{n}] {line}", file=sys.stderr, flush=True)
 
     stopped = None
     try:
@@ -358,6 +365,8 @@ def cmd_compare(args):
                 else f"a cell failed: {type(e.cause).__name__}: {e.cause}")
         print(f"goruntime compare: {what}; {len(runs)} of {len(todo) * args.repeat} runs "
               f"finished, shown below", file=sys.stderr, flush=True)
+    if bar is not None:
+        bar.close()
     if args.plot and runs:
         plot(runs, args.plot)
         print(f"goruntime compare: wrote {args.plot}", file=sys.stderr)

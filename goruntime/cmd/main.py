@@ -7,6 +7,7 @@ import sys
 
 from goruntime.cmd import compare, explain, heapmap, profile
 from goruntime.cmd.flags import add_workload_args, run_command, run_kwargs, runtime_kwargs
+from goruntime.cmd.progress import run_progress
 from stress import runner
 
 
@@ -14,14 +15,15 @@ def cmd_run(args):
     from goruntime import Runtime
     from goruntime.cmd.report import format_run, path_shares
 
-    with Runtime(**runtime_kwargs(args)) as rt:
+    bar, tick = run_progress("goruntime run", args.duration if args.ops is None else None)
+    with Runtime(**runtime_kwargs(args)) as rt, bar:
         if args.trace:
             with rt.trace(args.trace) as recording:
-                result = rt.run(**run_kwargs(args))
+                result = rt.run(progress=tick, **run_kwargs(args))
             print(f"goruntime run: wrote {args.trace}: {recording.result!r} (open it in ui.perfetto.dev)",
                   file=sys.stderr)
         else:
-            result = rt.run(**run_kwargs(args))
+            result = rt.run(progress=tick, **run_kwargs(args))
         result.config.update(rt.modes)
         ms = rt.memstats()
         locks = rt.lockstats()

@@ -21,6 +21,7 @@ import time
 
 from goruntime import Runtime
 from goruntime.lock import SITE_NAMES, LockSite
+from goruntime.cmd.progress import run_progress
 from goruntime.cmd.flags import DEFAULTS, add_workload_args, resolve_sizes, run_kwargs, runtime_kwargs
 from goruntime.cmd.report import (_ns, _rate, describe_sizes, format_columns, format_lock_table,
                                   format_wait_hist, hist_quantile_ns, mean_wait_ns, mode_label)
@@ -118,13 +119,14 @@ def _stats_keys(d):
 def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=False,
             sizeclasses="go1.13", gogc=100, max_heap=None, ms=None, duration=None, ops=None,
             sizes=None, size=None, weights=None, noscan=0.5, live=4096, large_share=None,
-            seed=None):
+            seed=None, progress=None):
     """Runs the churn kernel on a new Runtime in the given modes and returns its Profile.
 
     Runtime: gomaxprocs, mcache ("lockfree" | "locked" | "none"), mcentral ("mutex" |
     "spanset"), pagecache, sizeclasses, gogc, max_heap. Workload (see Runtime.run): ms,
     duration (seconds; 1 if neither it nor ops is given) or ops (allocations per M), sizes
-    and weights, or one `size`; noscan, live, large_share, seed. Without sizes or size the
+    and weights, or one `size`; noscan, live, large_share, seed; progress as Runtime.run's.
+    Without sizes or size the
     workload is the realistic mix of `goruntime run`, with 0.1% large objects (the defaults
     of goruntime.cmd.flags, as on the command line).
     """
@@ -144,7 +146,7 @@ def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=F
         before = _process_counters()
         started = time.time_ns()
         result = rt.run(ms=ms, duration=duration, ops=ops, sizes=sizes, weights=weights,
-                        noscan=noscan, live=live, large_share=large_share, seed=seed)
+                        noscan=noscan, live=live, large_share=large_share, seed=seed, progress=progress)
         after = _process_counters()
         return Profile.capture(rt, result, modes=modes, started_ns=started,
                                process=_process_delta(before, after))
@@ -445,7 +447,9 @@ def register(sub):
 
 
 def cmd_profile(args):
-    prof = profile(**runtime_kwargs(args), **run_kwargs(args))
+    bar, tick = run_progress("goruntime profile", args.duration if args.ops is None else None)
+    with bar:
+        prof = profile(**runtime_kwargs(args), **run_kwargs(args), progress=tick)
     if args.pprof:
         prof.write_pprof(args.pprof)
         print(f"goruntime profile: wrote {os.path.abspath(args.pprof)} "
