@@ -14,18 +14,26 @@ def cmd_run(args):
     from goruntime import Runtime
     from goruntime.cmd.report import format_run, path_shares
 
+    interrupted = None
     with Runtime(**runtime_kwargs(args)) as rt:
-        result = rt.run(**run_kwargs(args))
+        try:
+            result = rt.run(**run_kwargs(args))
+        except KeyboardInterrupt as e:
+            # Ctrl-C: the Ms stopped at their next safe point; report what they did.
+            result, interrupted = e.partial, e
         result.config.update(rt.modes)
         ms = rt.memstats()
         locks = rt.lockstats()
     if args.json:
         json.dump({"result": result.as_dict(), "allocs_per_sec": result.allocs_per_sec,
-                   "paths": path_shares(ms), "memstats": ms.as_dict(), "lockstats": locks},
+                   "paths": path_shares(ms), "memstats": ms.as_dict(), "lockstats": locks,
+                   "interrupted": interrupted is not None},
                   sys.stdout, indent=1)
         print()
     else:
         print(format_run(result, ms, locks))
+    if interrupted is not None:
+        raise interrupted
 
 
 def cmd_sizeclasses(args):
