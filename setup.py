@@ -5,6 +5,10 @@ kernels (tests/, built in place and never packaged).
 GORUNTIME_CFLAGS overrides the C flags (the ThreadSanitizer, debug and
 counters-compiled-out benchmark builds use it). The build fails on any Cython
 "performance hint": each one marks a hot call that silently takes the GIL.
+
+binding=False: the methods of cdef classes are CPython method descriptors, which
+check the type of `self`. Cython's binding functions do not (cython/cython#1903):
+`Runtime.gc(3)` from Python would run the method on an int and crash.
 """
 import io
 import os
@@ -49,7 +53,8 @@ def _cythonize():
     try:
         modules = cythonize(extensions, language_level=3, nthreads=0,
                             compiler_directives={"boundscheck": False, "wraparound": False,
-                                                 "cdivision": True, "initializedcheck": False})
+                                                 "cdivision": True, "initializedcheck": False,
+                                                 "binding": False})
     finally:
         sys.stderr = real
     if tee.hints:

@@ -639,7 +639,6 @@ cdef class Runtime:
 
     # -- allocation ----------------------------------------------------------
 
-    @cython.binding(False)
     def malloc(self, size, noscan=False):
         """Allocates size bytes (Go's mallocgc) and returns the object's address.
 
@@ -702,7 +701,7 @@ cdef class Runtime:
         cdef m_t scratch
         cdef m_t* mp
         cdef long long want
-        cdef int err
+        cdef int err = 0
         cdef bytes out = None
         cdef uintptr_t a = _addr_arg(addr)
         _count_arg("n", n, MAX_REQUEST, &want)

@@ -34,9 +34,10 @@ import sys
 import time
 
 from goruntime import GoRuntimeError, Runtime
+from goruntime.args import check_bool, check_int, check_seconds, check_seed, check_share
 from goruntime.cmd.flags import add_workload_args, parse_duration, run_command
 from goruntime.mstats import memstats_problems
-from stress.kernels import DEFAULT_MIX, Stress
+from stress.kernels import DEFAULT_MIX, Stress, _check_mix
 
 WORKLOADS = ("larson", "prodcons", "mstress", "oom")
 ARENA = 64 << 20
@@ -489,7 +490,8 @@ class Slice:
                 rng.shuffle(slots)
                 k = rng.randint(1, self.ms - 1)
                 yield dict(slots=slots, roles=["producer"] * k + ["consumer"] * (self.ms - k),
-                           target=rng.choice([1, 16, 256, self.live]),
+                           # a producer's backlog fits its slot (--live 50: capacity 200)
+                           target=min(rng.choice([1, 16, 256, self.live]), max(4 * self.live, 64)),
                            duration=min(self.round_s, self.duration))
         self.run_phases(rt, [(st, phases())])
 
@@ -566,28 +568,72 @@ def raise_kernel_errors(errors):
     raise GoRuntimeError(describe(errors[0]))
 
 
-def run_stress(*, duration=60.0, ops=None, ms=None, gomaxprocs=None, workloads=WORKLOADS, seed=None,
+def run_stress(*, duration=None, ops=None, ms=None, gomaxprocs=None, workloads=WORKLOADS, seed=None,
                slice_s=60.0, live=DEFAULT_LIVE, mix=None, noscan=None, runtime_args=None,
                check_interval=0.5, gc_interval=0.3, gc_rate=1 / 50000, round_s=0.5, slack=30.0,
                progress=True, stream=None, inject=None):
-    """Runs the workloads in rotation for `duration` seconds, or with `ops` each workload once
-    until its Ms made `ops` allocations each (a slice still ends after `slice_s`); returns a
-    summary dict, or raises StressFailure. mix, noscan and runtime_args (Runtime's arguments)
-    replace what each slice draws from the seed."""
-    gomaxprocs = gomaxprocs or os.cpu_count() or 1
-    ms = ms or 2 * gomaxprocs
+    """Runs the workloads in rotation for `duration` seconds (default 60), or with `ops` each
+    workload once until its Ms made `ops` allocations each (a slice still ends after
+    `slice_s`); returns a summary dict, or raises StressFailure. mix, noscan and runtime_args
+    (Runtime's arguments) replace what each slice draws from the seed. ms defaults to
+    2 x gomaxprocs, gomaxprocs to the CPUs; gc_interval 0 means no rt.gc() from this thread.
+
+    Ctrl-C ends the run within about half a second: the running slice's Ms stop, its
+    Runtime is closed, and the KeyboardInterrupt reaches the caller with the summary of
+    what finished as its `partial` attribute."""
+    if duration is not None and ops is not None:
+        raise ValueError("give duration or ops, not both")
+    if ops is not None:
+        ops = check_int("ops", ops, 1, 1 << 62)
+    else:
+        duration = 60.0 if duration is None else check_seconds("duration", duration)
+    gomaxprocs = (os.cpu_count() or 1) if gomaxprocs is None else check_int("gomaxprocs", gomaxprocs, 1, 1024)
+    ms = 2 * gomaxprocs if ms is None else check_int("ms", ms, 1, 4096)
+    seed = check_seed("seed", seed)
     if seed is None:
         seed = random.SystemRandom().getrandbits(62)
+    if isinstance(workloads, str):
+        workloads = [workloads]
     workloads = list(workloads)
+    if not workloads:
+        raise ValueError(f"workloads is empty: choose from {', '.join(WORKLOADS)}")
     for w in workloads:
         if w not in WORKLOADS:
             raise ValueError(f"unknown workload {w!r}: choose from {', '.join(WORKLOADS)}")
+    if "prodcons" in workloads and ms < 2:
+        raise ValueError("ms: prodcons needs at least 2 Ms")
+    slice_s = check_seconds("slice_s", slice_s)
+    live = check_int("live", live, 1, 1 << 20)
+    if mix is not None:
+        mix = tuple(_check_mix(mix))
+    noscan = None if noscan is None else check_share("noscan", noscan)
+    if runtime_args is not None and not isinstance(runtime_args, dict):
+        raise TypeError(f"runtime_args must be a dict of Runtime's arguments, not {type(runtime_args).__name__}")
+    check_interval = check_seconds("check_interval", check_interval)
+    gc_interval = check_seconds("gc_interval", gc_interval, zero_ok=True)
+    gc_rate = check_share("gc_rate", gc_rate)
+    round_s = check_seconds("round_s", round_s)
+    slack = check_seconds("slack", slack, zero_ok=True)
+    progress = check_bool("progress", progress)
+    if inject is not None:
+        if not isinstance(inject, tuple) or len(inject) != 3 or inject[0] not in ("corrupt", "error"):
+            raise ValueError("inject must be (\"corrupt\" | \"error\", slot, after)")
+        inject = (inject[0], check_int("inject slot", inject[1], 0, ms - 1),
+                  check_int("inject after", inject[2], 0, 1 << 62))
     c = Counters()
     show = Progress(c, None if ops else duration, stream=stream) if progress else None
     per_slice = slice_s if ops else min(slice_s, duration / len(workloads))
-    end = c.start + duration
+    end = c.start + (duration or 0.0)
     results = []
     i = 0
+
+    def summary():
+        return {"seed": seed, "duration": None if ops else duration, "ops_per_m": ops,
+                "elapsed": round(time.monotonic() - c.start, 2),
+                "ms": ms, "gomaxprocs": gomaxprocs, "workloads": workloads, "ops": c.ops_done,
+                "tags_checked": c.tags_done, "checks": c.checks, "violations": 0, "gcs": c.gcs,
+                "kernel_gcs": c.kernel_gcs, "ooms": c.ooms, "phases": c.phases, "slices": results}
+
     try:
         while True:
             left = end - time.monotonic()
@@ -611,15 +657,14 @@ def run_stress(*, duration=60.0, ops=None, ms=None, gomaxprocs=None, workloads=W
             results.append({"workload": w, "seed": sd, "runtime": s.runtime, "noscan": s.noscan,
                             "ops": done, "phases": s.phase, "seconds": round(time.monotonic() - t0, 2)})
             i += 1
+    except KeyboardInterrupt as e:
+        e.partial = dict(summary(), interrupted=True)
+        raise
     finally:
         if show:
             show(force=True)
             show.end()
-    return {"seed": seed, "duration": None if ops else duration, "ops_per_m": ops,
-            "elapsed": round(time.monotonic() - c.start, 2),
-            "ms": ms, "gomaxprocs": gomaxprocs, "workloads": workloads, "ops": c.ops_done,
-            "tags_checked": c.tags_done, "checks": c.checks, "violations": 0, "gcs": c.gcs,
-            "kernel_gcs": c.kernel_gcs, "ooms": c.ooms, "phases": c.phases, "slices": results}
+    return summary()
 
 
 def stress_mix(sizes=None, large_share=None):
@@ -728,17 +773,22 @@ def cmd_stress(args):
                     if getattr(args, k) is not None}
     if args.gogc != GOGC_DRAWN:
         runtime_args["gogc"] = args.gogc
+    interrupted = False
     try:
-        summary = run_stress(duration=args.duration, ops=args.ops, ms=args.ms, gomaxprocs=args.gomaxprocs,
+        summary = run_stress(duration=None if args.ops is not None else args.duration, ops=args.ops,
+                             ms=args.ms, gomaxprocs=args.gomaxprocs,
                              workloads=workloads, seed=args.seed, slice_s=args.slice, live=args.live,
                              mix=stress_mix(args.sizes, args.large_share), noscan=args.noscan,
                              runtime_args=runtime_args,
                              check_interval=args.check_interval, gc_interval=args.gc_interval,
                              gc_rate=args.gc_rate, round_s=args.round_s, progress=not args.quiet,
                              inject=(args.inject, 0, 100) if args.inject else None)
-    except KeyboardInterrupt:
-        print("goruntime stress: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        # What finished, then exit 130 (run_command).
+        summary = getattr(e, "partial", None)
+        if summary is None:
+            raise
+        interrupted = e
     except StressFailure as e:
         sys.stdout.flush()
         print(str(e), file=sys.stderr)
@@ -753,7 +803,8 @@ def cmd_stress(args):
         json.dump(summary, sys.stdout, indent=1)
         print()
     else:
-        print(f"goruntime stress: OK  {summary['elapsed']:.0f} s, {summary['ops']} operations "
+        status = "INTERRUPTED (the slices that finished)" if interrupted else "OK"
+        print(f"goruntime stress: {status}  {summary['elapsed']:.0f} s, {summary['ops']} operations "
               f"({summary['tags_checked']} tag checks), {summary['checks']} invariant checks passed, "
               f"0 violations  [seed {summary['seed']}, {summary['ms']} Ms on {summary['gomaxprocs']} Ps, "
               f"{summary['phases']} phases, {summary['gcs']} + {summary['kernel_gcs']} gcs, "
@@ -766,4 +817,6 @@ def cmd_stress(args):
             b[2] += s["seconds"]
         for w, (ops, phases, secs) in by.items():
             print(f"  {w:9} {ops:>12} ops  {phases:>5} phases  {secs:7.1f} s")
+    if interrupted:
+        raise interrupted
     return 0

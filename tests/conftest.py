@@ -2,15 +2,22 @@
 
 The files are one per structure (test_sizeclasses, test_mspan, test_mspanset, test_lock,
 test_mheap, test_mcentral, test_mcache, test_proc, test_mgc, test_mstats, test_malloc), plus
-the public API (test_api), the command line (test_cli), the stress workloads (test_stress),
+the public API (test_api), hostile but legal use of it (test_hostile: run in child
+interpreters, see run_python), the command line (test_cli), the stress workloads (test_stress),
 the tools (test_profile, test_pprof, test_compare), the layout and import graph
 (test_layout), the machine code of the mcache path
 (test_fastpath), the API fuzzer (test_fuzz_api) and ThreadSanitizer (test_tsan).
 
 assert_memstats_invariants below is the one place the tests check MemStats identities."""
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +207,35 @@ def consistent(rt, st=None):
     if st is not None:
         assert ms.HeapObjects == st.held()[1]
     return ms
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code, *args, timeout=60.0, env=None):
+    """Runs a Python snippet in a child interpreter (sys.executable, this checkout) with a
+    time limit, so that a crash or a hang fails the calling test instead of killing or
+    stalling the suite. Returns the CompletedProcess (text stdout and stderr); fails the
+    test if the child is still running after `timeout` seconds (it is killed) or died of
+    a signal (a segfault, an abort)."""
+    cmd = [sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code), *map(str, args)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              env=None if env is None else {**os.environ, **env})
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        pytest.fail(f"the child hung: still running after {timeout} s\n"
+                    f"--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}")
+    if proc.returncode < 0:
+        pytest.fail(f"the child died of {signal.Signals(-proc.returncode).name}\n"
+                    f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def assert_python_ok(code, *args, timeout=60.0, env=None):
+    """run_python, and the child must exit 0 with OK as the last line of its stdout."""
+    proc = run_python(code, *args, timeout=timeout, env=env)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("OK"), (
+        f"rc={proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}")
+    return proc

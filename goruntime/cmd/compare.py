@@ -25,8 +25,10 @@ import sys
 
 from goruntime import MCACHE_MODES, Runtime, check_modes
 from goruntime.runtime import LOCK_CLASSES
-from goruntime.cmd.flags import SWEEP_DEFAULTS, add_workload_args
+from goruntime.args import check_bool, check_int, check_seconds, check_share
+from goruntime.cmd.flags import MAX_MS, SWEEP_DEFAULTS, add_workload_args
 from goruntime.cmd.progress import Progress
+from goruntime.workload import MAX_SIZE
 from goruntime.cmd.report import _ns, _rate, format_columns, mode_label
 
 DEFAULT_MS = tuple(SWEEP_DEFAULTS["ms"])
@@ -53,19 +55,36 @@ class PlotUnavailable(ImportError):
 
 
 def cells(*, ms=DEFAULT_MS, modes=MCACHE_MODES, mcentral=("mutex",), pagecache=(False,),
-          sizes=DEFAULT_SIZES, gomaxprocs=2, duration=1.0, ops=None, gogc=100,
+          sizes=DEFAULT_SIZES, gomaxprocs=2, duration=None, ops=None, gogc=100,
           sizeclasses="go1.13", live=1024, noscan=False, large_share=0.0, seed=1):
     """The sweep's cells, one dict each, ordered by size, mcentral mode, page cache, mcache
     mode and number of Ms. Every cell uses the same seed, so all modes see the same workload;
-    `ops` (allocations per M) replaces `duration` (seconds per cell) when given."""
+    each cell runs `duration` seconds (default 1) or `ops` allocations per M. Every value is
+    checked here, before the first cell runs (goruntime.args)."""
+    for name, dim in (("ms", ms), ("modes", modes), ("mcentral", mcentral), ("pagecache", pagecache),
+                      ("sizes", sizes)):
+        if isinstance(dim, (str, bytes)) or not hasattr(dim, "__iter__"):
+            raise TypeError(f"{name} must be a list of values, not {type(dim).__name__}")
     ms, modes, mcentral, pagecache, sizes = map(list, (ms, modes, mcentral, pagecache, sizes))
     if not (ms and modes and mcentral and pagecache and sizes):
         raise ValueError("every sweep dimension needs at least one value")
-    for n in ms:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"numbers of Ms must be positive ints, not {n!r}")
+    ms = [check_int("ms", n, 1, MAX_MS) for n in ms]
+    sizes = [check_int("sizes", n, 1, MAX_SIZE) for n in sizes]
     for mode, central, pc in itertools.product(modes, mcentral, pagecache):
         check_modes(mode, central, pc)
+    pagecache = [check_bool("pagecache", pc) for pc in pagecache]
+    if duration is not None and ops is not None:
+        raise ValueError("give duration or ops, not both")
+    if ops is not None:
+        ops = check_int("ops", ops, 1, 1 << 62)
+    else:
+        duration = 1.0 if duration is None else check_seconds("duration", duration)
+    gomaxprocs = check_int("gomaxprocs", gomaxprocs, 1, 1024)
+    gogc = None if gogc is None else check_int("gogc", gogc, 0, 2**31 - 1)
+    live = check_int("live", live, 0, 1 << 24)
+    noscan = check_share("noscan", noscan, allow_bool=True)
+    large_share = check_share("large_share", large_share)
+    seed = check_int("seed", seed)
     out = []
     for size, central, pc, mode, n in itertools.product(sizes, mcentral, pagecache, modes, ms):
         out.append({"ms": n, "mcache": mode, "mcentral": central, "pagecache": pc, "size": size,
@@ -83,6 +102,12 @@ def cell_id(cell):
 
 def run_cell(cell):
     """Runs one cell on a fresh Runtime; returns the cell's parameters and its figures."""
+    if not isinstance(cell, dict):
+        raise TypeError(f"cell must be a dict, not {type(cell).__name__}")
+    unknown = sorted(set(cell) - set(CELL_DEFAULTS) - {"mode"})
+    if unknown:
+        raise ValueError(f"unknown cell keys {', '.join(map(str, unknown))}: a cell takes "
+                         f"{', '.join(CELL_DEFAULTS)}")
     c = {**CELL_DEFAULTS, **cell}
     rt = Runtime(gomaxprocs=c["gomaxprocs"], sizeclasses=c["sizeclasses"], gogc=c["gogc"],
                      mcache=c["mcache"], mcentral=c["mcentral"], pagecache=c["pagecache"])
@@ -342,7 +367,8 @@ def cmd_compare(args):
     # One seed for every cell, so that all modes see the same workload.
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(62)
     todo = cells(ms=args.ms, modes=args.mcache, mcentral=args.mcentral, pagecache=args.pagecache,
-                 sizes=args.sizes, gomaxprocs=args.gomaxprocs, duration=args.duration,
+                 sizes=args.sizes, gomaxprocs=args.gomaxprocs,
+                 duration=None if args.ops is not None else args.duration,
                  ops=args.ops, gogc=args.gogc, sizeclasses=args.sizeclasses, live=args.live,
                  noscan=args.noscan, large_share=args.large_share or 0.0, seed=seed)
 

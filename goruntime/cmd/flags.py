@@ -313,10 +313,17 @@ def runtime_kwargs(args):
 def run_command(parser, args):
     """Runs the parsed command args.func(args) and returns its exit status. A ValueError,
     TypeError or MemoryError is a usage error (exit 2, the message on stderr); a closed stdout
-    (`| head`) ends the command quietly with 141, the status of a process killed by SIGPIPE."""
+    (`| head`) ends the command quietly with 141, the status of a process killed by SIGPIPE;
+    Ctrl-C ends it with 130, the status of a process killed by SIGINT, once the command has
+    printed what finished."""
     try:
         code = args.func(args)
         sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write(f"{parser.prog}: interrupted\n")
+        sys.stderr.flush()
+        return 130
     except BrokenPipeError:
         # Nothing more can reach the reader; point stdout at /dev/null so that the flush
         # at exit does not fail again.

@@ -15,25 +15,33 @@ def cmd_run(args):
     from goruntime import Runtime
     from goruntime.cmd.report import format_run, path_shares
 
+    interrupted = None
     bar, tick = run_progress("goruntime run", args.duration if args.ops is None else None)
     with Runtime(**runtime_kwargs(args)) as rt, bar:
-        if args.trace:
-            with rt.trace(args.trace) as recording:
+        try:
+            if args.trace:
+                with rt.trace(args.trace) as recording:
+                    result = rt.run(progress=tick, **run_kwargs(args))
+                print(f"goruntime run: wrote {args.trace}: {recording.result!r} (open it in ui.perfetto.dev)",
+                      file=sys.stderr)
+            else:
                 result = rt.run(progress=tick, **run_kwargs(args))
-            print(f"goruntime run: wrote {args.trace}: {recording.result!r} (open it in ui.perfetto.dev)",
-                  file=sys.stderr)
-        else:
-            result = rt.run(progress=tick, **run_kwargs(args))
+        except KeyboardInterrupt as e:
+            # Ctrl-C: the Ms stopped at their next safe point; report what they did.
+            result, interrupted = e.partial, e
         result.config.update(rt.modes)
         ms = rt.memstats()
         locks = rt.lockstats()
     if args.json:
         json.dump({"result": result.as_dict(), "allocs_per_sec": result.allocs_per_sec,
-                   "paths": path_shares(ms), "memstats": ms.as_dict(), "lockstats": locks},
+                   "paths": path_shares(ms), "memstats": ms.as_dict(), "lockstats": locks,
+                   "interrupted": interrupted is not None},
                   sys.stdout, indent=1)
         print()
     else:
         print(format_run(result, ms, locks))
+    if interrupted is not None:
+        raise interrupted
 
 
 def cmd_sizeclasses(args):

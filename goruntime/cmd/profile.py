@@ -145,8 +145,15 @@ def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=F
     with rt:
         before = _process_counters()
         started = time.time_ns()
-        result = rt.run(ms=ms, duration=duration, ops=ops, sizes=sizes, weights=weights,
-                        noscan=noscan, live=live, large_share=large_share, seed=seed, progress=progress)
+        try:
+            result = rt.run(ms=ms, duration=duration, ops=ops, sizes=sizes, weights=weights,
+                            noscan=noscan, live=live, large_share=large_share, seed=seed,
+                            progress=progress)
+        except KeyboardInterrupt as e:
+            # Ctrl-C: the profile of what ran, for the caller to show.
+            e.partial = Profile.capture(rt, e.partial, modes=modes, started_ns=started,
+                                        process=_process_delta(before, _process_counters()))
+            raise
         after = _process_counters()
         return Profile.capture(rt, result, modes=modes, started_ns=started,
                                process=_process_delta(before, after))
@@ -447,9 +454,15 @@ def register(sub):
 
 
 def cmd_profile(args):
+    interrupted = None
     bar, tick = run_progress("goruntime profile", args.duration if args.ops is None else None)
-    with bar:
-        prof = profile(**runtime_kwargs(args), **run_kwargs(args), progress=tick)
+    try:
+        with bar:
+            prof = profile(**runtime_kwargs(args), **run_kwargs(args), progress=tick)
+    except KeyboardInterrupt as e:
+        prof, interrupted = getattr(e, "partial", None), e
+        if prof is None:
+            raise
     if args.pprof:
         prof.write_pprof(args.pprof)
         print(f"goruntime profile: wrote {os.path.abspath(args.pprof)} "
@@ -459,3 +472,5 @@ def cmd_profile(args):
         print(prof.to_json())
     else:
         print(prof.format(top=args.top))
+    if interrupted is not None:
+        raise interrupted
