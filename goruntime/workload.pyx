@@ -14,7 +14,7 @@ import os
 import time
 from libc.stdlib cimport malloc as c_malloc, free as c_free
 from goruntime.sys cimport (nanotime, load32, store32, store_release32, alloc_aligned,
-    GR_ASSERT, CACHE_LINE)
+    cacheline_t)
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
 from goruntime.proc cimport safepoint, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
@@ -30,15 +30,18 @@ ctypedef struct churn_t:
     uint64_t duration_ns
     gate_t gate
 
-# One per M, in an array: padded to a cache line, since rng changes on every
-# allocation and must not share a line with another M's.
+# One per M, in an array: a cache line each (the array is line aligned), since
+# rng changes on every allocation and must not share a line with another M's.
 ctypedef struct mwork_t:
+    cacheline_t _align
     churn_t* cfg
     liveobj_t* live
     uint64_t rng
-    char _pad[40]           # to 64 bytes
 
-GR_ASSERT(sizeof(mwork_t) % CACHE_LINE == 0, "mwork_t is not padded to whole cache lines")
+
+def kernel_layout():
+    """sizeof of the churn kernel's per-M state (tests: a whole number of lines)."""
+    return {"mwork_t": sizeof(mwork_t)}
 
 
 cdef inline bint _drop(runtime_t* rt, m_t* mp, liveobj_t* o) noexcept nogil:
