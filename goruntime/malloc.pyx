@@ -11,7 +11,7 @@ from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE
 from goruntime.mcentral cimport mcentral_allocObject
 from goruntime.runtime2 cimport MCACHE_NONE
 from goruntime.mheap cimport mheap_alloc, spanOf
-from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed
+from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed, span_objindex
 from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE, spanClassSizeclass
 
 
@@ -83,8 +83,8 @@ cdef inline int _locate(runtime_t* rt, uintptr_t addr, mspan_t** sp, uint32_t* i
     if s == NULL or s.state != SPAN_INUSE or addr >= s.limit:
         return FREE_BAD_POINTER
     off = addr - s.startAddr
-    idx[0] = <uint32_t>(off // s.elemsize)
-    rem[0] = off - idx[0] * s.elemsize
+    idx[0] = span_objindex(s, off)
+    rem[0] = off - <uintptr_t>idx[0] * s.elemsize
     sp[0] = s
     if not slot_allocated(s, idx[0]):
         return FREE_BAD_POINTER

@@ -13,7 +13,7 @@
 # fail_reservations() (fault injection) have no Go counterpart.
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
     storep, xadd64, store_release32, GR_ASSERT)
@@ -229,9 +229,11 @@ cdef void _init_span(mheap_t* h, mspan_t* s, uintptr_t base, size_t npages, int 
     if sizeclass == 0:
         s.elemsize = npages * PAGE_SIZE
         s.nelems = 1
+        s.divMul = 0
     else:
         s.elemsize = h.sc.class_to_size[sizeclass]
         s.nelems = h.sc.class_to_nelems[sizeclass]
+        s.divMul = <uint32_t>((<uint64_t>0xFFFFFFFFU) // s.elemsize + 1)
     s.limit = s.startAddr + s.nelems * s.elemsize
 
 

@@ -82,6 +82,7 @@ cdef dict span_info(mspan_t* s):
         "sizeclass": spanClassSizeclass(s.spanclass),
         "noscan": spanClassNoscan(s.spanclass),
         "elemsize": s.elemsize,
+        "divMul": s.divMul,
         "nelems": s.nelems,
         "freeindex": s.freeindex,
         "allocCount": s.allocCount,
