@@ -9,6 +9,7 @@ from libc.stdint cimport uint64_t, int64_t
 from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT
 from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE
 from goruntime.mcentral cimport mcentral_allocObject
+from goruntime.mcache cimport mcache_nextFree
 from goruntime.runtime2 cimport MCACHE_NONE
 from goruntime.mheap cimport mheap_alloc, spanOf
 from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed, span_objindex
@@ -58,9 +59,18 @@ cdef uintptr_t _central_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, 
     return x
 
 
+cdef uintptr_t malloc_nextFree(runtime_t* rt, mcache_t* c, int spc, bint* gc) noexcept nogil:
+    """mallocgc_small past nextFreeFast: Go's c.nextFree, and after a refill
+    (shouldhelpgc: the span changed) the heap-goal test; 0 if out of memory."""
+    cdef mspan_t* s = c.alloc[spc]
+    cdef uintptr_t x = mcache_nextFree(c, spc)
+    if x != 0 and c.alloc[spc] != s and gc_trigger(rt):
+        gc[0] = True
+    return x
+
+
 cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
     cdef uintptr_t x
-    cdef bint refilled = False
     if size > MAX_SMALL_SIZE:
         # Refuse what no arena reservation could hold before rounding overflows.
         if size > (<size_t>1 << 46):
@@ -70,10 +80,8 @@ cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, b
         return _central_alloc(rt, pp, size, noscan, gc)
     # MCACHE_LOCKED: the same mcache path, behind the mcache's own mutex.
     lock(&pp.mcache.lock, SITE_MCACHE)
-    x = mallocgc_small(rt, &pp.mcache, size, noscan, &refilled)
+    x = mallocgc_small(rt, &pp.mcache, size, noscan, gc)
     unlock(&pp.mcache.lock)
-    if refilled and gc_trigger(rt):
-        gc[0] = True
     return x
 
 

@@ -5,7 +5,7 @@
 from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,
-    popcount64, nanotime, store64, GR_ASSERT)
+    popcount64, nanotime, store64, load64, GR_ASSERT)
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
     refillAllocCache, SPAN_INUSE, span_count_alloc)
@@ -240,14 +240,20 @@ cdef void set_heap_goal(runtime_t* rt) noexcept nogil:
 
 cdef void _gc_stopped(runtime_t* rt) noexcept nogil:
     cdef int spc
+    cdef mcentral_t* c
     cdef uint64_t live = 0
     flushallmcaches(rt)
     rt.heap.sweepgen += 2
     for spc in range(2, rt.sc.num_classes * 2):
-        if rt.central[spc].mode == MCENTRAL_SPANSET:
-            live += _sweep_central_spanset(rt, rt.central[spc])
-        else:
-            live += _sweep_central(rt, rt.central[spc])
+        c = rt.central[spc]
+        # Most span classes hold no span at all: skip them without taking their
+        # lock. (Nothing else runs: every write to an mcentral happened before
+        # the world stopped.)
+        if c.mode == MCENTRAL_SPANSET:
+            if load64(&partialUnswept(c, rt.heap.sweepgen).index) or load64(&fullUnswept(c, rt.heap.sweepgen).index):
+                live += _sweep_central_spanset(rt, c)
+        elif c.nonempty.first != NULL or c.empty.first != NULL:
+            live += _sweep_central(rt, c)
     live += _sweep_large(rt)
     rt.heap_marked = live
     store64(&rt.heap.heap_live, live)

@@ -53,11 +53,13 @@ def test_safepoint_flags_have_a_line_of_their_own():
 def test_mheap_lines_by_writer():
     h = struct_layout()["mheap_t"]
     assert line(h["lock_end"] - 1) < line(h["arenas"]), h
-    # Every span allocation writes spanfree and the in-use counts: one line, not the
-    # read-mostly one (arenas, sweepgen, emptyspan) every refill and free reads.
-    assert line(h["emptyspan_end"] - 1) < line(h["spanfree"]) == line(h["large_end"] - 1), h
-    # heap_live, which every refill adds to, alone on its line.
-    assert line(h["large_end"] - 1) < line(h["heap_live"]) < line(h["pcache_refills"]), h
+    # Every span allocation writes spanfree and the in-use counts, and every refill adds
+    # to heap_live: one line, not the read-mostly one (arenas, sweepgen, emptyspan) every
+    # refill and free reads, and not the cold rest.
+    assert line(h["emptyspan_end"] - 1) < line(h["spanfree"]) == line(h["heap_live"]) < line(h["large"]), h
+    # The regions, which spanOf reads on every free, hold nothing a span allocation
+    # writes: their search hints live in an array of their own.
+    assert h["search_hint"] + 8 * 1024 <= h["regions"] or h["regions"] + 1024 * h["sizeof_region"] <= h["search_hint"], h
 
 
 def test_mcentral_lists_share_one_line_after_the_lock():
