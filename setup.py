@@ -51,7 +51,11 @@ def _cythonize():
     tee = _Tee(sys.stderr)
     real, sys.stderr = sys.stderr, tee
     try:
-        modules = cythonize(extensions, language_level=3, nthreads=0,
+        # Cython regenerates a .c only when its .pyx changed; a change of the directives
+        # here must regenerate them all.
+        stale = any(os.path.exists(p[:-4] + ".c") and os.path.getmtime(p[:-4] + ".c") < os.path.getmtime(__file__)
+                    for p in PYX)
+        modules = cythonize(extensions, language_level=3, nthreads=0, force=stale,
                             compiler_directives={"boundscheck": False, "wraparound": False,
                                                  "cdivision": True, "initializedcheck": False,
                                                  "binding": False})

@@ -188,9 +188,9 @@ from libc.stdint cimport uint16_t, uint32_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport load64, load_relaxed32, store_relaxed32
 from goruntime.mspan cimport mspan_t, nextFreeFast
-from goruntime.mcache cimport mcache_t, mcache_nextFree
+from goruntime.mcache cimport mcache_t
 from goruntime.sizeclasses cimport (size_to_class, makeSpanClass, MAX_SMALL_SIZE, TINY_SIZE,
-    TINY_SIZE_CLASS, TINY_SPAN_CLASS)
+    TINY_SPAN_CLASS)
 from goruntime.runtime2 cimport p_t, runtime_t, MCACHE_LOCKFREE
 
 cpdef enum FreeResult:
@@ -199,6 +199,7 @@ cpdef enum FreeResult:
     FREE_DOUBLE_FREE = 2
 
 cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil
+cdef uintptr_t malloc_nextFree(runtime_t* rt, mcache_t* c, int spc, bint* gc) noexcept nogil
 cdef int free_object(runtime_t* rt, uintptr_t addr) noexcept nogil
 cdef int object_extent(runtime_t* rt, uintptr_t addr, size_t* size) noexcept nogil
 
@@ -216,8 +217,14 @@ cdef inline void tiny_mark(mspan_t* s, uintptr_t x, size_t size) noexcept nogil:
     store_relaxed32(w, load_relaxed32(w) | (<uint32_t>1 << (x & 15)) | (<uint32_t>1 << (16 + ((x + size - 1) & 15))))
 
 
-cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bint noscan, bint* refilled) noexcept nogil:
-    """The mcache path of mallocgc for 0 < size <= 32 KiB; 0 if out of memory."""
+cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bint noscan, bint* gc) noexcept nogil:
+    """The mcache path of mallocgc for 0 < size <= 32 KiB; 0 if out of memory.
+
+    The hit path writes the span's allocation state and the tiny block only: the
+    small-object counts are taken a span at a time (mcache_refill counts a
+    span's free slots when it caches it, releaseAll gives back those left), as
+    Go 1.16 and later do. Everything past nextFreeFast is one out-of-line call
+    (malloc_nextFree), so that this stays small enough to be inlined."""
     cdef uintptr_t x, off
     cdef mspan_t* s
     cdef int sizeclass, spc
@@ -238,13 +245,12 @@ cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bi
         s = c.alloc[TINY_SPAN_CLASS]
         x = nextFreeFast(s)
         if x == 0:
-            x = mcache_nextFree(c, TINY_SPAN_CLASS, refilled)
+            x = malloc_nextFree(rt, c, TINY_SPAN_CLASS, gc)
             if x == 0:
                 return 0
             s = c.alloc[TINY_SPAN_CLASS]
         memset(<void*>x, 0, TINY_SIZE)
         tiny_mark(s, x, size)
-        c.nmalloc[TINY_SIZE_CLASS] += 1
         if size < c.tinyoffset or c.tiny == 0:
             c.tiny = x
             c.tinyoffset = size
@@ -255,13 +261,12 @@ cdef inline uintptr_t mallocgc_small(runtime_t* rt, mcache_t* c, size_t size, bi
     s = c.alloc[spc]
     x = nextFreeFast(s)
     if x == 0:
-        x = mcache_nextFree(c, spc, refilled)
+        x = malloc_nextFree(rt, c, spc, gc)
         if x == 0:
             return 0
         s = c.alloc[spc]
     if s.needzero:
         memset(<void*>x, 0, s.elemsize)
-    c.nmalloc[sizeclass] += 1
     return x
 
 
@@ -271,13 +276,8 @@ cdef inline uintptr_t mallocgc(runtime_t* rt, p_t* pp, size_t size, bint noscan,
     Sets *gc when this allocation took the heap to its goal: the caller starts
     a collection, as Go's mallocgc does after a refill or a large allocation.
     """
-    cdef uintptr_t x
-    cdef bint refilled = False
     if size == 0:
         return <uintptr_t>&rt.zerobase
     if size > MAX_SMALL_SIZE or rt.mcache_mode != MCACHE_LOCKFREE:
         return mallocgc_slow(rt, pp, size, noscan, gc)
-    x = mallocgc_small(rt, &pp.mcache, size, noscan, &refilled)
-    if refilled and gc_trigger(rt):
-        gc[0] = True
-    return x
+    return mallocgc_small(rt, &pp.mcache, size, noscan, gc)

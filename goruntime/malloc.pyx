@@ -10,9 +10,10 @@ from goruntime.sys cimport xadd64, or64, or16, load_relaxed16, ctz64, GR_ASSERT,
 from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_LARGE
 from goruntime.lock cimport lock, unlock, SITE_LARGE, SITE_MCACHE, SITE_SHARED
 from goruntime.mcentral cimport mcentral_allocObject
+from goruntime.mcache cimport mcache_nextFree
 from goruntime.runtime2 cimport MCACHE_NONE, MCACHE_SHARED
 from goruntime.mheap cimport mheap_alloc, spanOf
-from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed
+from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed, span_objindex
 from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE, spanClassSizeclass
 
 
@@ -63,9 +64,18 @@ cdef uintptr_t _central_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, 
     return x
 
 
+cdef uintptr_t malloc_nextFree(runtime_t* rt, mcache_t* c, int spc, bint* gc) noexcept nogil:
+    """mallocgc_small past nextFreeFast: Go's c.nextFree, and after a refill
+    (shouldhelpgc: the span changed) the heap-goal test; 0 if out of memory."""
+    cdef mspan_t* s = c.alloc[spc]
+    cdef uintptr_t x = mcache_nextFree(c, spc)
+    if x != 0 and c.alloc[spc] != s and gc_trigger(rt):
+        gc[0] = True
+    return x
+
+
 cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil:
     cdef uintptr_t x
-    cdef bint refilled = False
     if size > MAX_SMALL_SIZE:
         # Refuse what no arena reservation could hold before rounding overflows.
         if size > (<size_t>1 << 46):
@@ -77,16 +87,14 @@ cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, b
         # One cache for every P, behind one mutex: the design without per-P
         # caches, whose lock every allocating M contends for.
         lock(&rt.shared.mcache.lock, SITE_SHARED)
-        x = mallocgc_small(rt, &rt.shared.mcache, size, noscan, &refilled)
+        x = mallocgc_small(rt, &rt.shared.mcache, size, noscan, gc)
         unlock(&rt.shared.mcache.lock)
     else:
         # MCACHE_LOCKED: the P's own mcache behind its own mutex, which only
         # that P takes: what the lock alone costs, uncontended.
         lock(&pp.mcache.lock, SITE_MCACHE)
-        x = mallocgc_small(rt, &pp.mcache, size, noscan, &refilled)
+        x = mallocgc_small(rt, &pp.mcache, size, noscan, gc)
         unlock(&pp.mcache.lock)
-    if refilled and gc_trigger(rt):
-        gc[0] = True
     return x
 
 
@@ -96,8 +104,8 @@ cdef inline int _locate(runtime_t* rt, uintptr_t addr, mspan_t** sp, uint32_t* i
     if s == NULL or s.state != SPAN_INUSE or addr >= s.limit:
         return FREE_BAD_POINTER
     off = addr - s.startAddr
-    idx[0] = <uint32_t>(off // s.elemsize)
-    rem[0] = off - idx[0] * s.elemsize
+    idx[0] = span_objindex(s, off)
+    rem[0] = off - <uintptr_t>idx[0] * s.elemsize
     sp[0] = s
     if not slot_allocated(s, idx[0]):
         return FREE_BAD_POINTER

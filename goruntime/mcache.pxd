@@ -27,14 +27,15 @@ ctypedef struct mcache_t:
     pagecache_t* pcache         # the owning P's page cache
     mutex_t lock                # only in the "locked" and "shared" comparison modes
     uint64_t tinyallocs         # tiny objects packed into an existing block
-    uint64_t nmalloc[MAX_SIZE_CLASSES]  # small objects (and tiny blocks) by size class
+    uint64_t nmalloc[MAX_SIZE_CLASSES]  # small objects (and tiny blocks) by size class, counted a
+                                        # span at a time: exact once the mcache is flushed
     uint64_t refills
     uint64_t large_allocs
     uint64_t large_bytes
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil
 cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil
-cdef uintptr_t mcache_nextFree(mcache_t* c, int spc, bint* shouldhelpgc) noexcept nogil
+cdef uintptr_t mcache_nextFree(mcache_t* c, int spc) noexcept nogil
 cdef void mcache_releaseAll(mcache_t* c) noexcept nogil
 cdef list mcache_spans(mcache_t* c)
 

@@ -9,6 +9,7 @@ from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan, MCENTR
 from goruntime.mspan cimport nextFreeIndex, SPAN_INUSE, spanview_t, span_copy, make_span
 from goruntime.sys cimport nanotime
 from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_REFILL
+from goruntime.sizeclasses cimport spanClassSizeclass
 
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil:
@@ -46,21 +47,24 @@ cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil:
     GR_ASSERT(s.spanclass == spc, "refill got a span of another span class")
     GR_ASSERT(s.allocCount < s.nelems, "refill got a span with no free slot")
     s.sweepgen = c.heap.sweepgen + 3        # swept, then cached
-    # As Go's cacheSpan: count the span's free slots as allocated up front.
+    # As Go's cacheSpan: count the span's free slots as allocated up front, in
+    # heap_live and (Go 1.16's smallAllocCount) in the P's counts; releaseAll
+    # takes back what was not used.
     xadd64(&c.heap.heap_live, <int64_t>((s.nelems - s.allocCount) * s.elemsize))
+    c.nmalloc[spanClassSizeclass(spc)] += s.nelems - s.allocCount
     c.alloc[spc] = s
     c.refills += 1
     return 0
 
 
-cdef uintptr_t mcache_nextFree(mcache_t* c, int spc, bint* shouldhelpgc) noexcept nogil:
-    """Go's mcache.nextFree: the slow path behind nextFreeFast; 0 if out of memory."""
+cdef uintptr_t mcache_nextFree(mcache_t* c, int spc) noexcept nogil:
+    """Go's mcache.nextFree: the slow path behind nextFreeFast; 0 if out of
+    memory. A refill shows as a new span in c.alloc[spc] (Go's shouldhelpgc)."""
     cdef mspan_t* s = c.alloc[spc]
     cdef uint32_t idx = nextFreeIndex(s)
     if idx == s.nelems:
         if mcache_refill(c, spc) != 0:
             return 0
-        shouldhelpgc[0] = True
         s = c.alloc[spc]
         idx = nextFreeIndex(s)
     GR_ASSERT(idx < s.nelems, "nextFree found no free slot in a fresh span")
@@ -75,6 +79,7 @@ cdef void mcache_releaseAll(mcache_t* c) noexcept nogil:
     for i in range(MAX_SPAN_CLASSES):
         s = c.alloc[i]
         if s != &c.heap.emptyspan:
+            c.nmalloc[spanClassSizeclass(i)] -= s.nelems - s.allocCount
             s.sweepgen = c.heap.sweepgen
             mcentral_uncacheSpan(c.central[i], s)
             c.alloc[i] = &c.heap.emptyspan

@@ -2,10 +2,10 @@
 # mgc: the collection (runtime/mgc.go: gcStart), the sweep of each mcentral
 # design and of large objects (runtime/mgcsweep.go), and the heap verifier;
 # see mgc.pxd.
-from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,
-    popcount64, nanotime, store64, load32, GR_ASSERT)
+    popcount64, nanotime, store64, load32, load64, GR_ASSERT)
 from goruntime.lock cimport lock, unlock, SITE_SWEEP, SITE_FREESPAN
 from goruntime.mspan cimport (mspan_t, mspanlist_t, list_insert, list_insertBack, list_remove,
     refillAllocCache, SPAN_INUSE, span_count_alloc)
@@ -24,6 +24,65 @@ cdef void flushallmcaches(runtime_t* rt) noexcept nogil:
     cdef int i
     for i in range(num_mcaches(rt)):
         mcache_releaseAll(&mcache_holder(rt, i).mcache)
+
+
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* A 16 B tiny block dies only when every object packed into it is dead: its
+     * freed marks equal its start marks (the low 16 bits of its tinyObjs word).
+     * The mask of the dead ones among n <= 64 blocks: eight at a time with SSE2
+     * (every x86-64 has it), one at a time elsewhere and for the tail. */
+    static inline uint64_t gr_tiny_dead(const uint32_t *o, const uint16_t *f, uint32_t n) {
+        uint64_t dead = 0;
+        uint32_t j = 0;
+    #if defined(__SSE2__)
+        const __m128i low = _mm_set1_epi32(0xFFFF), zero = _mm_setzero_si128();
+        for (; j + 8 <= n; j += 8) {
+            __m128i o0 = _mm_loadu_si128((const __m128i *)(o + j));
+            __m128i o1 = _mm_loadu_si128((const __m128i *)(o + j + 4));
+            __m128i ff = _mm_loadu_si128((const __m128i *)(f + j));
+            __m128i d0 = _mm_andnot_si128(_mm_cmpeq_epi32(o0, zero),
+                                          _mm_cmpeq_epi32(_mm_and_si128(o0, low), _mm_unpacklo_epi16(ff, zero)));
+            __m128i d1 = _mm_andnot_si128(_mm_cmpeq_epi32(o1, zero),
+                                          _mm_cmpeq_epi32(_mm_and_si128(o1, low), _mm_unpackhi_epi16(ff, zero)));
+            uint64_t m = (uint64_t)_mm_movemask_ps(_mm_castsi128_ps(d0))
+                       | ((uint64_t)_mm_movemask_ps(_mm_castsi128_ps(d1)) << 4);
+            dead |= m << j;
+        }
+    #endif
+        for (; j < n; j++)
+            dead |= (uint64_t)((o[j] != 0) & ((o[j] & 0xFFFF) == f[j])) << j;
+        return dead;
+    }
+    /* Sets the dead blocks' bits in freedBits and clears their marks. */
+    static inline void gr_sweep_tiny_blocks(uint32_t *objs, uint16_t *freed, uint64_t *freedBits,
+                                            uint32_t nelems) {
+        for (uint32_t base = 0; base < nelems; base += 64) {
+            uint32_t n = nelems - base < 64 ? nelems - base : 64;
+            uint32_t *o = objs + base;
+            uint16_t *f = freed + base;
+            uint64_t dead = gr_tiny_dead(o, f, n);
+            if (dead == 0)
+                continue;
+            freedBits[base >> 6] |= dead;
+            if (dead == (n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1))) {
+                memset(o, 0, n * sizeof(uint32_t));
+                memset(f, 0, n * sizeof(uint16_t));
+                continue;
+            }
+            for (uint32_t j = 0; j < n; j++) {
+                uint32_t keep = (uint32_t)0 - (uint32_t)(((dead >> j) & 1) ^ 1);
+                o[j] &= keep;
+                f[j] &= (uint16_t)keep;
+            }
+        }
+    }
+    """
+    void sweep_tiny_blocks "gr_sweep_tiny_blocks"(uint32_t* objs, uint16_t* freed, uint64_t* freedBits,
+                                                  uint32_t nelems) noexcept nogil
 
 
 cdef inline uint64_t _below(uint32_t freeindex, uint32_t word) noexcept nogil:
@@ -45,12 +104,7 @@ cdef uint32_t _sweepspan(mheap_t* h, mspan_t* s) noexcept nogil:
     GR_ASSERT(s.state == SPAN_INUSE, "sweeping a span that is not in use")
     GR_ASSERT(s.sweepgen != h.sweepgen, "sweeping a span twice in one cycle")
     if s.tinyObjs != NULL:
-        # A 16 B tiny block dies only when every object packed into it is dead.
-        for i in range(s.nelems):
-            if s.tinyObjs[i] != 0 and s.tinyFreed[i] == (s.tinyObjs[i] & 0xFFFF):
-                s.freedBits[i >> 6] |= (<uint64_t>1) << (i & 63)
-                s.tinyObjs[i] = 0
-                s.tinyFreed[i] = 0
+        sweep_tiny_blocks(s.tinyObjs, s.tinyFreed, s.freedBits, s.nelems)
     for w in range(s.nwords):
         allocated = s.allocBits[w] | _below(s.freeindex, w)
         s.gcmarkBits[w] = allocated & ~s.freedBits[w]
@@ -191,14 +245,20 @@ cdef void set_heap_goal(runtime_t* rt) noexcept nogil:
 
 cdef void _gc_stopped(runtime_t* rt) noexcept nogil:
     cdef int spc
+    cdef mcentral_t* c
     cdef uint64_t live = 0
     flushallmcaches(rt)
     rt.heap.sweepgen += 2
     for spc in range(2, rt.sc.num_classes * 2):
-        if rt.central[spc].mode == MCENTRAL_SPANSET:
-            live += _sweep_central_spanset(rt, rt.central[spc])
-        else:
-            live += _sweep_central(rt, rt.central[spc])
+        c = rt.central[spc]
+        # Most span classes hold no span at all: skip them without taking their
+        # lock. (Nothing else runs: every write to an mcentral happened before
+        # the world stopped.)
+        if c.mode == MCENTRAL_SPANSET:
+            if load64(&partialUnswept(c, rt.heap.sweepgen).index) or load64(&fullUnswept(c, rt.heap.sweepgen).index):
+                live += _sweep_central_spanset(rt, c)
+        elif c.nonempty.first != NULL or c.empty.first != NULL:
+            live += _sweep_central(rt, c)
     live += _sweep_large(rt)
     rt.heap_marked = live
     store64(&rt.heap.heap_live, live)

@@ -42,7 +42,9 @@ ctypedef struct heapregion_t:
     uint64_t* free_bits         # set: the page is free
     uint64_t* scav_bits         # set: never handed out since reserved (zero, "released")
     mspan_t** spans             # page -> span; read without the lock
-    size_t search_hint          # no free page below this index
+    # Nothing here changes once the region is published (spanOf reads it on
+    # every free); its search hint, which every span allocation moves, is
+    # mheap_t.search_hint[region index].
 
 cdef enum:
     PAGE_CACHE_PAGES = 64       # Go 1.14's pageCachePages: one 64-bit bitmap
@@ -59,9 +61,8 @@ ctypedef struct pagecache_t:
     uint32_t nspans
 
 # Laid out by who writes what: the lock; what every refill and free reads and
-# only growth or a collection writes; what every span allocation writes
-# (under the lock, or atomically from a page cache), in one line; heap_live,
-# which every refill adds to, alone; the rest.
+# only growth or a collection writes; what every span allocation and refill
+# writes (under the lock, or atomically), in one line; the rest.
 ctypedef struct mheap_t:
     mutex_t lock
     cacheline_t _read_mostly
@@ -81,10 +82,12 @@ ctypedef struct mheap_t:
     uint64_t nspans_inuse       # atomic
     uint64_t bits_bytes         # atomic
     uint64_t pcache_allocs      # atomic
-    mspanlist_t large           # in-use large-object spans
-    cacheline_t _live_line
+    # Every refill adds to it, most of them after a span allocation that has
+    # just brought this line over: one line moves between the Ms, not two.
     uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
     cacheline_t _cold
+    mspanlist_t large           # in-use large-object spans
+    size_t search_hint[MAX_REGIONS]     # per region: no free page below this index (under the lock)
     uint64_t pcache_refills
     uint64_t heap_sys
     uint64_t nspans_alloc

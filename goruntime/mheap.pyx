@@ -13,7 +13,7 @@
 # fail_reservations() (fault injection) have no Go counterpart.
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
     storep, xadd64, store_release32, GR_ASSERT)
@@ -77,9 +77,15 @@ cdef inline bint _page_free(heapregion_t* r, size_t i) noexcept nogil:
     return (r.free_bits[i >> 6] >> (i & 63)) & 1
 
 
-cdef size_t _find_run(heapregion_t* r, size_t npages) noexcept nogil:
-    """First fit: the lowest page index starting npages free pages, or r.npages."""
-    cdef size_t i = r.search_hint
+cdef inline size_t* _hint(mheap_t* h, heapregion_t* r) noexcept nogil:
+    """The search hint of region r: no free page below it."""
+    return &h.search_hint[r - h.regions]
+
+
+cdef size_t _find_run(heapregion_t* r, size_t hint, size_t npages) noexcept nogil:
+    """First fit: the lowest page index at or above hint starting npages free
+    pages, or r.npages."""
+    cdef size_t i = hint
     cdef size_t run
     cdef uint64_t w
     cdef int ones
@@ -172,7 +178,7 @@ cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
     for k in range(words):
         r.free_bits[k] = ~(<uint64_t>0)
         r.scav_bits[k] = ~(<uint64_t>0)
-    r.search_hint = 0
+    h.search_hint[idx] = 0
     # Keep the address order for first fit.
     pos = idx
     while pos > 0 and h.regions[h.order[pos - 1]].base > base:
@@ -229,9 +235,11 @@ cdef void _init_span(mheap_t* h, mspan_t* s, uintptr_t base, size_t npages, int 
     if sizeclass == 0:
         s.elemsize = npages * PAGE_SIZE
         s.nelems = 1
+        s.divMul = 0
     else:
         s.elemsize = h.sc.class_to_size[sizeclass]
         s.nelems = h.sc.class_to_nelems[sizeclass]
+        s.divMul = <uint32_t>((<uint64_t>0xFFFFFFFFU) // s.elemsize + 1)
     s.limit = s.startAddr + s.nelems * s.elemsize
 
 
@@ -300,7 +308,7 @@ cdef void _refill_pagecache(mheap_t* h, pagecache_t* pc) noexcept nogil:
     for k in range(h.nregions):
         r = &h.regions[h.order[k]]
         words = r.npages // 64
-        for w in range(r.search_hint // 64, words):
+        for w in range(_hint(h, r)[0] // 64, words):
             if r.free_bits[w] != 0:
                 pc.base = r.base + w * 64 * PAGE_SIZE
                 pc.cache = r.free_bits[w]
@@ -308,8 +316,8 @@ cdef void _refill_pagecache(mheap_t* h, pagecache_t* pc) noexcept nogil:
                 r.free_bits[w] = 0
                 r.scav_bits[w] &= ~pc.cache
                 h.pcache_refills += 1
-                if r.search_hint < (w + 1) * 64:
-                    r.search_hint = (w + 1) * 64
+                if _hint(h, r)[0] < (w + 1) * 64:
+                    _hint(h, r)[0] = (w + 1) * 64
                 return
 
 
@@ -322,8 +330,8 @@ cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil:
         w = (pc.base - r.base) // (64 * PAGE_SIZE)
         r.free_bits[w] |= pc.cache
         r.scav_bits[w] |= pc.scav
-        if w * 64 < r.search_hint:
-            r.search_hint = w * 64
+        if w * 64 < _hint(h, r)[0]:
+            _hint(h, r)[0] = w * 64
     pc.base = pc.cache = pc.scav = 0
     while pc.nspans:
         pc.nspans -= 1
@@ -351,7 +359,7 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pa
     for attempt in range(2):
         for k in range(h.nregions):
             r = &h.regions[h.order[k]]
-            start = _find_run(r, npages)
+            start = _find_run(r, _hint(h, r)[0], npages)
             if start < r.npages:
                 break
             r = NULL
@@ -371,8 +379,8 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pa
         unlock(&h.lock)
         return NULL
     _set_pages(r, start, npages, False)
-    if start == r.search_hint:
-        r.search_hint = start + npages
+    if start == _hint(h, r)[0]:
+        _hint(h, r)[0] = start + npages
     scav = _take_scavenged(r, start, npages)
     # Pages never handed out are still the kernel's zero pages.
     s.needzero = scav != npages
@@ -394,8 +402,8 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
         GR_ASSERT(r.spans[i] == s, "freeing a span whose pages point at another")
         storep(<void**>&r.spans[i], NULL)
     _set_pages(r, start, s.npages, True)
-    if start < r.search_hint:
-        r.search_hint = start
+    if start < _hint(h, r)[0]:
+        _hint(h, r)[0] = start
     xadd64(&h.pages_inuse, -<int64_t>s.npages)
     xadd64(&h.nspans_inuse, -1)
     xadd64(&h.bits_bytes, -<int64_t>s.bits_size)

@@ -4,7 +4,8 @@
 # the bitmaps other Ps write to (freedBits, tinyFreed) sit in lines of their own.
 #
 # Go counterparts: runtime/mheap.go: mspan, mSpanState, mSpanList and its
-# insert, insertBack, remove; runtime/malloc.go: nextFreeFast; runtime/mbitmap.go:
+# insert, insertBack, remove, (*mspan).objIndex (span_objindex, with Go
+# 1.20's divMul); runtime/malloc.go: nextFreeFast; runtime/mbitmap.go:
 # nextFreeIndex, refillAllocCache, isFree (slot_allocated). freedBits,
 # tinyObjs and tinyFreed have no Go counterpart: Go learns what is dead by
 # marking, the model from explicit frees, which may come from any P.
@@ -37,6 +38,7 @@ cdef struct mspan:
     uint32_t freeindex          # stored relaxed: frees on other Ps read it
     uint32_t nelems
     uint32_t allocCount
+    uint32_t divMul             # Go's divMul: slot = (offset * divMul) >> 32; 0 for a large span
     uint16_t spanclass
     uint8_t needzero
     uint8_t state
@@ -76,6 +78,7 @@ ctypedef struct spanview_t:
     uint8_t state
     uint8_t needzero
     uintptr_t elemsize
+    uint32_t divMul
     uint32_t nelems
     uint32_t allocCount
     uint32_t freeindex
@@ -93,6 +96,13 @@ cdef class Span:
 
 
 cdef Span make_span(spanview_t* v, str where)
+
+
+cdef inline uint32_t span_objindex(mspan_t* s, uintptr_t offset) noexcept nogil:
+    """The slot holding byte `offset` of the span (offset < nelems * elemsize):
+    a multiply and a shift, exact for every offset within a span of any size
+    class (Go checks this in mksizeclasses.go); a large span has one slot."""
+    return <uint32_t>((<uint64_t>offset * s.divMul) >> 32)
 
 
 cdef inline void refillAllocCache(mspan_t* s, uint32_t whichWord) noexcept nogil:

@@ -83,6 +83,7 @@ cdef void span_copy(mspan_t* s, uint32_t heap_sweepgen, spanview_t* out) noexcep
     out.state = s.state
     out.needzero = s.needzero
     out.elemsize = s.elemsize
+    out.divMul = s.divMul
     out.nelems = s.nelems
     out.allocCount = s.allocCount
     out.freeindex = load_relaxed32(&s.freeindex)
@@ -132,6 +133,11 @@ cdef class Span:
     @property
     def elemsize(self):
         return self.v.elemsize
+
+    @property
+    def divMul(self):
+        """Go's divMul: a slot's index is (offset * divMul) >> 32; 0 for a large span."""
+        return self.v.divMul
 
     @property
     def nelems(self):

@@ -54,9 +54,10 @@ ctypedef struct p_t:
     pagecache_t pcache          # only with Runtime(pagecache=True)
 
 # An M's figures are written on every allocation by its own thread: each M is
-# its own aligned allocation, a whole number of cache lines long.
+# its own line-aligned allocation, padded to whole lines (alloc_aligned). No
+# cacheline_t here: a Python thread's m_t lives inside a Python object
+# (runtime.pyx's _Proc), which is only 16-byte aligned.
 cdef struct m:
-    cacheline_t _align
     int id
     p_t* p
     uint64_t token              # proves ownership of p in its status word

@@ -62,7 +62,18 @@ typedef struct { char _line[0]; } __attribute__((aligned(GR_CACHE_LINE))) gr_cac
 
 /* Go's sys.Ctz64: 64 for a zero word (the C builtin is undefined there). */
 static inline int gr_ctz64(uint64_t x) { return x ? __builtin_ctzll(x) : 64; }
-static inline int gr_popcount64(uint64_t x) { return __builtin_popcountll(x); }
+/* Without -mpopcnt, GCC's __builtin_popcountll is a call into libgcc on x86-64:
+ * the sweeper counts two words per bitmap word, so count inline instead. */
+static inline int gr_popcount64(uint64_t x) {
+#if defined(__POPCNT__) || !(defined(__x86_64__) || defined(__i386__))
+    return __builtin_popcountll(x);
+#else
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+#endif
+}
 static inline int gr_log2_64(uint64_t x) { return x ? 63 - __builtin_clzll(x) : 0; }
 
 static inline uint64_t gr_nanotime(void) {

@@ -15,7 +15,7 @@ import time
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdlib cimport malloc as c_malloc, free as c_free
 from goruntime.sys cimport (nanotime, load32, store32, store_release32, alloc_aligned,
-    GR_ASSERT, CACHE_LINE)
+    cacheline_t)
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
 from goruntime.proc cimport safepoint, M
 from goruntime.malloc cimport mallocgc, free_object, FREE_OK
@@ -34,15 +34,18 @@ ctypedef struct churn_t:
     uint32_t stop           # Ctrl-C: every M winds down at its next safe point
     gate_t gate
 
-# One per M, in an array: padded to a cache line, since rng changes on every
-# allocation and must not share a line with another M's.
+# One per M, in an array: a cache line each (the array is line aligned), since
+# rng changes on every allocation and must not share a line with another M's.
 ctypedef struct mwork_t:
+    cacheline_t _align
     churn_t* cfg
     liveobj_t* live
     uint64_t rng
-    char _pad[40]           # to 64 bytes
 
-GR_ASSERT(sizeof(mwork_t) % CACHE_LINE == 0, "mwork_t is not padded to whole cache lines")
+
+def kernel_layout():
+    """sizeof of the churn kernel's per-M state (tests: a whole number of lines)."""
+    return {"mwork_t": sizeof(mwork_t)}
 
 
 cdef inline bint _drop(runtime_t* rt, m_t* mp, liveobj_t* o) noexcept nogil:
@@ -188,10 +191,11 @@ cdef int wait_ms(list workers, uint32_t* stop, object progress=None) except -1:
                 joined = m.timed_join(WAIT_SLICE_NS)
             if joined:
                 break
-            if progress is not None and interrupted is None:
-                progress()
             if interrupted is None:
                 try:
+                    # A signal handler may raise inside progress() as well.
+                    if progress is not None:
+                        progress()
                     PyErr_CheckSignals()
                 except BaseException as e:      # noqa: B036 - re-raised once the Ms are joined
                     interrupted = e

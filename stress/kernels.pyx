@@ -34,7 +34,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc as c_malloc, free as c_free
 from libc.string cimport memcpy, memset
 from goruntime.sys cimport (nanotime, load32, store32, xadd32, load_relaxed32, load_relaxed64,
-    store_relaxed64, load_acquire64, store_release64, cas64, alloc_aligned, sched_yield)
+    store_relaxed64, load_acquire64, store_release64, cas64, alloc_aligned, sched_yield, cacheline_t)
 from goruntime.sizeclasses cimport TINY_SIZE
 from goruntime.runtime2 cimport m_t, runtime_t
 from goruntime.proc cimport handoffp, safepoint, M
@@ -73,17 +73,22 @@ ctypedef struct cell_t:
     uint64_t seq
     liveobj_t obj
 
+# Pushers (other Ms) write enq, the owner's M pops at deq: each on its own line.
 ctypedef struct inbox_t:
+    cacheline_t _enq_line
     uint64_t enq
-    char _pad0[56]
+    cacheline_t _deq_line
     uint64_t deq
-    char _pad1[56]
+    cacheline_t _cells_line
     uint64_t mask
     cell_t* cells
 
 cdef struct stress_s
 
+# One per slot, in an array: what the slot's M writes on every step starts a
+# line of its own, and the inbox others push to starts another.
 ctypedef struct slot_t:
+    cacheline_t _align
     int index
     int role
     int active_idx              # this slot's place in cfg.active (servers)
@@ -110,7 +115,6 @@ ctypedef struct slot_t:
     size_t err_size
     uint64_t err_expect
     uint64_t err_found
-    char _pad[64]
     inbox_t inbox
 
 cdef struct stress_s:
@@ -135,7 +139,10 @@ cdef struct stress_s:
     int inject_slot
     uint64_t inject_after
     gate_t gate
-    # the phase protocol (atomics)
+    # the phase protocol (atomics), read by every M at every step: off the line
+    # of the gate, which every M writes as it starts. (Padding, not cacheline_t:
+    # a stress_t lives inside a Python object, which is only 16-byte aligned.)
+    char _pad[64]
     uint32_t stop               # wind down: finish the phase cleanly
     uint32_t abort              # a violation: every M leaves at once
     uint32_t done               # Ms (producers) past their last hand-off
@@ -528,6 +535,15 @@ cdef void* stress_main(void* arg) noexcept nogil:
 
 
 # --- the Python side -------------------------------------------------------------
+
+def slot_layout():
+    """sizeof of a slot and offsets in it (tests: slots and their inbox ends on
+    lines of their own)."""
+    cdef slot_t sl
+    cdef size_t base = <size_t>&sl
+    return {"slot_t": sizeof(slot_t), "inbox.enq": <size_t>&sl.inbox.enq - base,
+            "inbox.deq": <size_t>&sl.inbox.deq - base, "inbox.mask": <size_t>&sl.inbox.mask - base,
+            "err_found_end": <size_t>&sl.err_found - base + 8}
 
 ROLES = ("server", "producer", "consumer")    # in ROLE_* order
 

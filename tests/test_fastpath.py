@@ -33,10 +33,10 @@ def test_probe_is_the_whole_inlined_path():
     code = _disassemble()
     calls = [ins for ins in code if ins.startswith("call")]
     # Inlined: tiny allocator, size-class lookup and nextFreeFast; out of line
-    # only the refill (nextFree), the large/locked/none modes and memclr.
+    # only the refill (malloc_nextFree), the large/locked/none modes and memclr.
     assert len(code) > 40
-    assert any("mcache_nextFree" in c for c in calls)
-    assert all(re.search(r"mcache_nextFree|mallocgc_slow|memset", c) for c in calls), calls
+    assert any("malloc_nextFree" in c for c in calls)
+    assert all(re.search(r"malloc_nextFree|mallocgc_slow|memset", c) for c in calls), calls
 
 
 def test_no_atomic_read_modify_write_or_fence():

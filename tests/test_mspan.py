@@ -64,3 +64,25 @@ def test_free_and_read_in_a_spans_tail_waste(rt):
             rt.free(tail)
         with pytest.raises(GoRuntimeError, match="bad pointer"):
             rt.read(tail, 1)
+
+
+def test_object_index_by_multiplication_is_exact(rt_sc):
+    """free, read and write find an object's slot as Go does since 1.20:
+    (offset * divMul) >> 32, divMul = 2**32 // size rounded up. It is monotonic in the
+    offset, so being exact at both ends of every slot of every span of every size
+    class makes it exact everywhere; the spans carry that divMul."""
+    sc = rt_sc.sizeclasses
+    for c in range(1, sc.num_classes):
+        size, nelems = sc.class_to_size(c), sc.class_to_nelems(c)
+        div_mul = (2**32 - 1) // size + 1
+        for i in range(nelems):
+            for off in (i * size, i * size + size - 1):
+                assert (off * div_mul) >> 32 == i, (sc.version, c, size, off)
+    with rt_sc.proc():
+        for size in (48, 1152, 27264 if sc.version == "go1.19" else 28672):
+            x = rt_sc.malloc(size)
+            span = rt_sc.heap.span_of(x)
+            assert span.divMul == (2**32 - 1) // span.elemsize + 1
+            rt_sc.free(x)
+        big = rt_sc.malloc(40000)
+        assert rt_sc.heap.span_of(big).divMul == 0

@@ -1,27 +1,49 @@
 """`make bench`: the benchmark table. Every figure stands beside a baseline
 measured in the same run, and targets are ratios, because these machines are
 shared and noisy. Each measurement is the median of several repetitions,
-alternating the variants being compared."""
+alternating the variants being compared.
+
+Groups (--only takes a comma-separated list of them):
+  hit      the mcache hit path against a C span loop, 1 and 2 Ms
+  churn    run() churn at 8 B (tiny), 64 B and the default mix, 2 Ms against 1 M
+           on 2 Ps, beside two C threads churning malloc/free; 4 and 8 Ms on 2 Ps;
+           the same with GC off, beside C threads writing fresh memory
+  go       the batch churn of baselines.md against real Go 1.19 (tools/gochurn),
+           on 1 P and 2 Ps, when `go` is on PATH
+  python   rt.malloc(64) from Python against bytearray(64)
+  locks    the refill path with the lock counters compiled in and out
+  metadata metadata bytes per MiB of heap
+"""
 import argparse
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import timeit
 from pathlib import Path
 
 from goruntime import Runtime
-from goruntime.cmd.benchkernels import c_span_floor, mcache_hit
+from goruntime.cmd.benchkernels import (batch_churn, c_churn, c_fresh_touch, c_span_floor,
+                                        mcache_hit)
+from goruntime.cmd.flags import DEFAULT_LARGE_SHARE, DEFAULT_SIZES, DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Python modules a variant build needs beside its extensions.
 PY_PACKAGES = ("goruntime", "goruntime/cmd", "stress")
 SPAN = 8192
+GROUPS = ("hit", "churn", "go", "python", "locks", "metadata")
+LARGE_SIZES = (32769, 262144)      # run()'s default large_sizes, inclusive
 
 
 def _median(xs):
     return statistics.median(xs)
+
+
+def _m(rate):
+    return f"{rate / 1e6:.1f}M/s"
 
 
 def bench_hit_path(reps, spans):
@@ -41,6 +63,106 @@ def bench_hit_path(reps, spans):
             agg2.append(aggregate)
     return _median(floor), _median(one), _median(two), _median(agg1), _median(agg2)
 
+
+# -- run() churn: 2 Ms against 1 M ------------------------------------------------------
+
+# The workloads of the churn rows: run()'s arguments, and the same sizes as
+# C baseline ranges [(lo, hi, weight)].
+def _mix_ranges():
+    total = sum(DEFAULT_WEIGHTS)
+    ranges = [(s, s, w / total * (1 - DEFAULT_LARGE_SHARE)) for s, w in zip(DEFAULT_SIZES, DEFAULT_WEIGHTS)]
+    return ranges + [(LARGE_SIZES[0], LARGE_SIZES[1], DEFAULT_LARGE_SHARE)]
+
+
+CHURN = {
+    "8 B tiny": (dict(sizes=8, noscan=True), [(8, 8, 1.0)]),
+    "64 B": (dict(sizes=64, noscan=True), [(64, 64, 1.0)]),
+    "default mix": (dict(sizes=DEFAULT_SIZES, weights=DEFAULT_WEIGHTS, noscan=0.5,
+                         large_share=DEFAULT_LARGE_SHARE), _mix_ranges()),
+}
+
+
+def _churn_rate(ms, duration, gogc=100, **kwargs):
+    """Allocations per second of run() with `ms` Ms on 2 Ps."""
+    with Runtime(gomaxprocs=2, gogc=gogc) as rt:
+        r = rt.run(ms=ms, duration=duration, live=1024, seed=7, **kwargs)
+        ms_ = rt.memstats()
+    return r.allocs / r.elapsed, ms_.NumGC, ms_.PauseTotalNs
+
+
+def bench_churn(reps, duration, c_duration):
+    """Per workload, alternating: C 1 and 2 threads, then the model with 1 and 2
+    Ms (and 4 and 8 for 64 B). Returns {workload: {variant: [rates]}}."""
+    out = {}
+    for name, (kwargs, ranges) in CHURN.items():
+        variants = (1, 2, 4, 8) if name == "64 B" else (1, 2)
+        fig = {k: [] for k in ("c1", "c2", *variants, "gcs", "pause")}
+        for _ in range(reps):
+            fig["c1"].append(c_churn(1, ranges, c_duration))
+            fig["c2"].append(c_churn(2, ranges, c_duration))
+            for ms in variants:
+                rate, gcs, pause = _churn_rate(ms, duration, **kwargs)
+                fig[ms].append(rate)
+                if ms == 2:
+                    fig["gcs"].append(gcs)
+                    fig["pause"].append(pause / max(1, gcs))
+        out[name] = fig
+    return out
+
+
+def bench_churn_gc_off(reps, duration):
+    """64 B churn with GC off (every object in fresh memory), 2 Ms against 1 M,
+    beside C threads writing 64 B objects into fresh memory."""
+    fig = {k: [] for k in ("c1", "c2", 1, 2)}
+    for _ in range(reps):
+        fig["c1"].append(c_fresh_touch(1, 64, duration))
+        fig["c2"].append(c_fresh_touch(2, 64, duration))
+        for ms in (1, 2):
+            fig[ms].append(_churn_rate(ms, duration, gogc=None, sizes=64, noscan=True)[0])
+    return fig
+
+
+def _ratio(xs, ys):
+    """Median of the per-repetition ratios: each pair was measured side by side."""
+    return _median([x / y for x, y in zip(xs, ys)])
+
+
+# -- the batch churn against real Go -------------------------------------------------------
+
+def _gochurn_binary(workdir):
+    """Builds tools/gochurn; None (with the reason) when it cannot be."""
+    go = shutil.which("go")
+    if go is None:
+        return None, "go is not on PATH"
+    out = Path(workdir) / "gochurn"
+    r = subprocess.run([go, "build", "-o", str(out), "main.go"], cwd=ROOT / "tools" / "gochurn",
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, f"go build failed: {r.stderr.strip()[:200]}"
+    version = subprocess.run([go, "version"], capture_output=True, text=True).stdout.split()
+    return (str(out), version[2] if len(version) > 2 else "go"), None
+
+
+def bench_go(reps, duration):
+    """{procs: (model rates, Go rates)} for 1 and 2 Ps; or (None, reason)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        built, why = _gochurn_binary(tmp)
+        if built is None:
+            return None, why
+        binary, version = built
+        fig = {1: ([], []), 2: ([], [])}
+        for _ in range(reps):
+            for procs in (1, 2):
+                env = dict(os.environ, GOMAXPROCS=str(procs), GOGC="100")
+                out = subprocess.run([binary, f"-duration={duration}s", "-batch=1000", "-size=64"],
+                                     env=env, capture_output=True, text=True, check=True).stdout
+                fig[procs][1].append(json.loads(out)["objects_per_sec"])
+                with Runtime(gomaxprocs=procs, gogc=100) as rt:
+                    fig[procs][0].append(batch_churn(rt, procs, 64, 1000, duration))
+        return fig, version
+
+
+# -- Python calls, the lock counters, metadata -------------------------------------------
 
 def bench_python_call(reps, n):
     """rt.malloc(64) from Python inside `with rt.proc():` against bytearray(64)."""
@@ -82,8 +204,6 @@ json.dump({{"ns": r.per_m[0]["elapsed_ns"] / r.allocs,
 
 def bench_lock_counters(reps, ops):
     """The refill path (mcentral and mheap locks every few allocations), counters on vs compiled out."""
-    import json
-
     builds = {"counters": _variant("counters", "-O3"),
               "nocounters": _variant("nocounters", "-O3 -DGORUNTIME_LOCKSTATS=0")}
     ns = {k: [] for k in builds}
@@ -97,13 +217,12 @@ def bench_lock_counters(reps, ops):
             ns[name].append(fig["ns"])
             if name == "counters":
                 locks = fig["locks"]
-    return _median(ns["counters"]), _median(ns["nocounters"]), locks / (ops + 20000)
+    return _median(ns["counters"]), _median(ns["nocounters"]), locks / (ops + 20000), \
+        _ratio(ns["counters"], ns["nocounters"])
 
 
 def bench_metadata(duration):
     """Metadata bytes (span structures and bitmaps, mcaches, mcentrals, page tables) per MiB."""
-    from goruntime.cmd.flags import DEFAULT_LARGE_SHARE, DEFAULT_SIZES, DEFAULT_WEIGHTS
-
     with Runtime(gomaxprocs=2) as rt:
         rt.run(ms=4, duration=duration, sizes=DEFAULT_SIZES, weights=DEFAULT_WEIGHTS, noscan=0.5,
                live=20000, large_share=DEFAULT_LARGE_SHARE, seed=3)
@@ -112,38 +231,92 @@ def bench_metadata(duration):
     return meta, ms.HeapSys, ms.HeapInuse
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="goruntime.cmd.bench", description=__doc__)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="fewer, shorter repetitions")
-    args = ap.parse_args(argv)
-    reps = 3 if args.quick else args.reps
-    spans = 4096 if args.quick else 16384
+# -- the table ----------------------------------------------------------------------------
 
-    rows = []
+HEADER = ("benchmark", "value", "baseline (same run)", "ratio", "target", "met")
 
-    def row(name, value, baseline, ratio, target, ok):
-        rows.append((name, value, baseline, ratio, target, "yes" if ok else "NO"))
 
-    floor, one, two, agg1, agg2 = bench_hit_path(reps, spans)
-    row("mcache hit, fresh spans, 1 M (ns/op)", f"{one:.2f}", f"C span loop {floor:.2f}", f"{one / floor:.2f}x", "<= 1.25x", one / floor <= 1.25)
-    row("mcache hit, fresh spans, 2 Ms (ns/op per M)", f"{two:.2f}", f"C span loop {floor:.2f}", f"{two / floor:.2f}x", "<= 1.25x", two / floor <= 1.25)
-    row("lock-free path, 2 Ms vs 1 M (Mallocs/s)", f"{agg2 / 1e6:.0f}M", f"1 M {agg1 / 1e6:.0f}M", f"{agg2 / agg1:.2f}x", ">= 1.8x", agg2 / agg1 >= 1.8)
-    ours, theirs = bench_python_call(reps, 100000 if args.quick else 300000)
-    row("rt.malloc(64) from Python in proc() (ns)", f"{ours:.1f}", f"bytearray(64) {theirs:.1f}", f"{ours / theirs:.2f}x", "<= 0.6x", ours / theirs <= 0.6)
-    on, off, lock_rate = bench_lock_counters(reps, 100000 if args.quick else 300000)
-    row(f"refill path, {lock_rate:.2f} locks/alloc (ns/op)", f"{on:.1f}", f"counters compiled out {off:.1f}", f"{(on / off - 1) * 100:+.1f}%", "<= 3%", on / off <= 1.03)
-    meta, sys_bytes, inuse = bench_metadata(1.0 if args.quick else 3.0)
-    per_mib = meta / (sys_bytes / 2**20)
-    row("metadata per MiB of HeapSys (bytes)", f"{per_mib:.0f}", f"HeapInuse {inuse / 2**20:.1f} MiB: {meta / (inuse / 2**20):.0f} B/MiB", f"{per_mib / 2**20 * 100:.2f}%", "<= 2%", per_mib / 2**20 <= 0.02)
-
-    widths = [max(len(str(r[i])) for r in rows + [("benchmark", "value", "baseline (same run)", "ratio", "target", "met")]) for i in range(6)]
-    header = ("benchmark", "value", "baseline (same run)", "ratio", "target", "met")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+def print_table(rows, reps):
+    widths = [max(len(str(r[i])) for r in rows + [HEADER]) for i in range(len(HEADER))]
+    print("  ".join(h.ljust(w) for h, w in zip(HEADER, widths)))
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
     print(f"\nmedians of {reps} repetitions; machine: {os.cpu_count()} CPUs")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="goruntime.cmd.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter repetitions")
+    ap.add_argument("--only", default=",".join(GROUPS), help=f"groups to run, of {','.join(GROUPS)}")
+    args = ap.parse_args(argv)
+    only = set(args.only.split(","))
+    if only - set(GROUPS):
+        ap.error(f"unknown groups {sorted(only - set(GROUPS))}; choose from {','.join(GROUPS)}")
+    reps = 3 if args.quick else args.reps
+    spans = 4096 if args.quick else 16384
+    duration = 0.25 if args.quick else 0.5          # per model churn run
+    c_duration = 0.15 if args.quick else 0.3        # per C baseline run
+
+    rows = []
+
+    def row(name, value, baseline, ratio, target, ok):
+        rows.append((name, value, baseline, ratio, target, "—" if ok is None else "yes" if ok else "NO"))
+
+    if "hit" in only:
+        floor, one, two, agg1, agg2 = bench_hit_path(reps, spans)
+        row("mcache hit, fresh spans, 1 M (ns/op)", f"{one:.2f}", f"C span loop {floor:.2f}", f"{one / floor:.2f}x", "<= 1.25x", one / floor <= 1.25)
+        row("mcache hit, fresh spans, 2 Ms (ns/op per M)", f"{two:.2f}", f"C span loop {floor:.2f}", f"{two / floor:.2f}x", "<= 1.25x", two / floor <= 1.25)
+        row("mcache hit path, 2 Ms vs 1 M (Mallocs/s)", _m(agg2), f"1 M {_m(agg1)}", f"{agg2 / agg1:.2f}x", ">= 1.8x", agg2 / agg1 >= 1.8)
+
+    if "churn" in only:
+        churn = bench_churn(reps, duration, c_duration)
+        for name, fig in churn.items():
+            scale = _ratio(fig[2], fig[1])
+            c_scale = _ratio(fig["c2"], fig["c1"])
+            row(f"run() churn {name}, gogc=100: 2 Ms vs 1 M on 2 Ps",
+                f"{_m(_median(fig[2]))} (1 M {_m(_median(fig[1]))})",
+                f"C malloc/free 2 vs 1 thread {c_scale:.2f}x",
+                f"{scale:.2f}x", ">= 1.8x", scale >= 1.8)
+        fig = churn["64 B"]
+        for ms in (4, 8):
+            rel = _ratio(fig[ms], fig[2])
+            row(f"run() churn 64 B, gogc=100: {ms} Ms vs 2 Ms on 2 Ps", _m(_median(fig[ms])),
+                f"2 Ms {_m(_median(fig[2]))}", f"{rel:.2f}x", ">= 0.9x", rel >= 0.9)
+        off = bench_churn_gc_off(reps, duration / 2)
+        scale = _ratio(off[2], off[1])
+        row("run() churn 64 B, GC off (fresh memory): 2 Ms vs 1 M",
+            f"{_m(_median(off[2]))} (1 M {_m(_median(off[1]))})",
+            f"C fresh-memory writes 2 vs 1 thread {_ratio(off['c2'], off['c1']):.2f}x",
+            f"{scale:.2f}x", "report: page faults", None)
+
+    if "go" in only:
+        fig, version = bench_go(reps, duration)
+        if fig is None:
+            row("batch churn 1000 x 64 B vs real Go", f"skipped: {version}", "—", "—", ">= 1.0x", None)
+        else:
+            for procs in (1, 2):
+                ours, go = fig[procs]
+                rel = _ratio(ours, go)
+                row(f"batch churn 1000 x 64 B, gogc=100, {procs} P (objects/s)", _m(_median(ours)),
+                    f"{version} {_m(_median(go))}", f"{rel:.2f}x", ">= 1.0x", rel >= 1.0)
+
+    if "python" in only:
+        ours, theirs = bench_python_call(reps, 100000 if args.quick else 300000)
+        row("rt.malloc(64) from Python in proc() (ns)", f"{ours:.1f}", f"bytearray(64) {theirs:.1f}", f"{ours / theirs:.2f}x", "<= 0.6x", ours / theirs <= 0.6)
+
+    if "locks" in only:
+        on, off, lock_rate, rel = bench_lock_counters(reps, 100000 if args.quick else 300000)
+        row(f"refill path, {lock_rate:.2f} locks/alloc (ns/op)", f"{on:.1f}", f"counters compiled out {off:.1f}", f"{(rel - 1) * 100:+.1f}%", "<= 3%", rel <= 1.03)
+
+    if "metadata" in only:
+        meta, sys_bytes, inuse = bench_metadata(1.0 if args.quick else 3.0)
+        per_mib = meta / (sys_bytes / 2**20)
+        row("metadata per MiB of HeapSys (bytes)", f"{per_mib:.0f}", f"HeapInuse {inuse / 2**20:.1f} MiB: {meta / (inuse / 2**20):.0f} B/MiB", f"{per_mib / 2**20 * 100:.2f}%", "<= 2%", per_mib / 2**20 <= 0.02)
+
+    print_table(rows, reps)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,39 @@
 # cython: language_level=3
-"""nogil kernels for `make bench`, and the plain C loop they are measured against.
+"""nogil kernels for `make bench`, and the plain C loops they are measured against.
 
 Each kernel runs on M threads released together by a start gate (launch_ms)
 and times only the loop under test (a span's worth of allocations at a time),
 so that a refill or a gate never lands inside a timed region.
 
-No Go counterpart in the runtime itself: mcache_hit measures what
-runtime/malloc_test.go's BenchmarkMalloc8/16 measure in Go, the mallocgc hit
-path, and c_span_loop is the floor, Go's nextFreeFast written as bare C."""
+- mcache_hit: the mallocgc hit path (runtime/malloc_test.go's
+  BenchmarkMalloc8/16 measure it in Go); c_span_floor is its floor, Go's
+  nextFreeFast written as bare C.
+- c_churn: the baseline of the run() churn rows: C threads, each with a private
+  live set, churning glibc malloc/free over the same size mix, with the same
+  tags written and checked.
+- c_fresh_touch: the baseline of the GC-off row: C threads writing objects into
+  fresh mmap'd memory, so that the kernel's page faults do the work.
+- batch_churn: the model's side of the Go row: each M allocates a batch of
+  objects, then frees them all, and again (tools/gochurn is Go's side).
+No Go counterpart in the runtime itself."""
+import time
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
-from goruntime.sys cimport (nanotime, mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
-    MAP_ANONYMOUS, MAP_FAILED)
+from libc.stdlib cimport malloc as c_malloc, free as c_free
+from goruntime.sys cimport (nanotime, cacheline_t, alloc_aligned, xadd32, load_acquire32,
+    store_release32, load32, sched_yield, pthread_t, pthread_create, pthread_join, mmap, munmap,
+    PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED)
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
 from goruntime.sizeclasses cimport size_to_class, makeSpanClass
 from goruntime.mspan cimport mspan_t
 from goruntime.runtime2 cimport m_t, p_t, runtime_t
-from goruntime.malloc cimport mallocgc
+from goruntime.malloc cimport mallocgc, free_object, FREE_OK
+from goruntime.mgc cimport gcTryStart
+from goruntime.proc cimport safepoint
 from goruntime.runtime cimport Runtime
-from goruntime.workload cimport gate_t, kernel_begin, kernel_end, M_RUNNING, launch_ms, join_ms
+from goruntime.workload cimport (gate_t, kernel_begin, kernel_end, M_RUNNING, launch_ms, join_ms,
+    liveobj_t, sizemix_t, sizemix_pick, sizemix_init, sizemix_free, _rand, _rand_seed, _write_tag,
+    _tag_ok)
 from goruntime.args import check_int
 from goruntime.errors import GoRuntimeError
 
@@ -158,3 +173,270 @@ def c_span_floor(nspans, elemsize):
     finally:
         munmap(p, nbytes)
     return <double>ns / ops
+
+
+# --- the C baselines of the scaling rows ---------------------------------------------
+
+# One per thread, in an aligned array: each thread's counters and RNG on lines of
+# their own, as the model's mwork_t.
+ctypedef struct cthread_t:
+    cacheline_t _align
+    sizemix_t* mix
+    uint64_t rng
+    uint64_t ops
+    uint64_t ns
+    uint64_t duration_ns
+    size_t live
+    uintptr_t mem           # c_fresh_touch: this thread's fresh memory
+    size_t mem_size
+    size_t objsize
+    uint32_t error
+    uint32_t* ready
+    uint32_t* go
+
+
+cdef void _c_gate(cthread_t* t) noexcept nogil:
+    xadd32(t.ready, 1)
+    while load_acquire32(t.go) == 0:
+        sched_yield()
+
+
+cdef void* _c_churn_main(void* arg) noexcept nogil:
+    """malloc/free churn with a private live set: the run() churn kernel's loop
+    with glibc's malloc in place of mallocgc, and no safe points."""
+    cdef cthread_t* t = <cthread_t*>arg
+    cdef liveobj_t* live = <liveobj_t*>c_malloc(t.live * sizeof(liveobj_t))
+    cdef size_t nlive = 0, slot, size
+    cdef uint64_t seq = 0, t0, deadline, found = 0
+    cdef uintptr_t x
+    cdef liveobj_t obj
+    if live == NULL:
+        t.error = 1
+    _c_gate(t)
+    if live == NULL:
+        return NULL
+    t0 = nanotime()
+    deadline = t0 + t.duration_ns
+    while True:
+        if (seq & 255) == 0 and nanotime() >= deadline:
+            break
+        size = sizemix_pick(t.mix, &t.rng)
+        _rand(&t.rng)                   # the kernel's noscan draw
+        x = <uintptr_t>c_malloc(size)
+        if x == 0:
+            t.error = 1
+            break
+        seq += 1
+        obj.addr = x
+        obj.size = size
+        obj.tag = seq
+        _write_tag(x, size, seq)
+        if nlive < t.live:
+            live[nlive] = obj
+            nlive += 1
+        else:
+            slot = _rand(&t.rng) % t.live
+            if not _tag_ok(&live[slot], &found):
+                t.error = 2
+                break
+            c_free(<void*>live[slot].addr)
+            live[slot] = obj
+    t.ns = nanotime() - t0
+    t.ops = seq
+    for slot in range(nlive):
+        c_free(<void*>live[slot].addr)
+    c_free(live)
+    return NULL
+
+
+cdef void* _c_fresh_main(void* arg) noexcept nogil:
+    """Writes a tag into each objsize-byte object of fresh (never touched)
+    memory, in address order: every 4 KiB brings a page fault."""
+    cdef cthread_t* t = <cthread_t*>arg
+    cdef uintptr_t x = t.mem, end = t.mem + t.mem_size
+    cdef uint64_t t0, deadline, n = 0
+    _c_gate(t)
+    t0 = nanotime()
+    deadline = t0 + t.duration_ns
+    while x + t.objsize <= end:
+        if (n & 255) == 0 and nanotime() >= deadline:
+            break
+        _write_tag(x, t.objsize, n)
+        x += t.objsize
+        n += 1
+    t.ns = nanotime() - t0
+    t.ops = n
+    return NULL
+
+
+cdef object _c_run(int nthreads, void* (*fn)(void*) noexcept nogil, list ranges, double duration,
+                   size_t live, size_t objsize, size_t mem_per_thread):
+    """Runs fn on nthreads pthreads released together; returns (ops/s, ops)."""
+    cdef sizemix_t mix
+    cdef cthread_t* ts = NULL
+    cdef pthread_t tids[64]
+    cdef uint32_t ready = 0, go = 0
+    cdef int i, started = 0
+    cdef void* mem
+    cdef uint64_t ops = 0, ns = 0
+    if not 1 <= nthreads <= 64:
+        raise ValueError("1 to 64 threads")
+    mix.n = 0
+    mix.lo = mix.hi = NULL
+    mix.cum = NULL
+    try:
+        sizemix_init(&mix, ranges)
+        ts = <cthread_t*>alloc_aligned(nthreads * sizeof(cthread_t))
+        if ts == NULL:
+            raise MemoryError()
+        for i in range(nthreads):
+            ts[i].mix = &mix
+            ts[i].rng = _rand_seed(1, i)
+            ts[i].duration_ns = <uint64_t>(duration * 1e9)
+            ts[i].live = live
+            ts[i].objsize = objsize
+            ts[i].ready = &ready
+            ts[i].go = &go
+            if mem_per_thread:
+                mem = mmap(NULL, mem_per_thread, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                if mem == MAP_FAILED:
+                    raise MemoryError()
+                ts[i].mem = <uintptr_t>mem
+                ts[i].mem_size = mem_per_thread
+        with nogil:
+            for i in range(nthreads):
+                if pthread_create(&tids[i], NULL, fn, &ts[i]) != 0:
+                    break
+                started += 1
+            while load32(&ready) < <uint32_t>started:
+                sched_yield()
+            store_release32(&go, 1)
+            for i in range(started):
+                pthread_join(tids[i], NULL)
+        if started < nthreads:
+            raise OSError("cannot start a thread")
+        for i in range(nthreads):
+            if ts[i].error:
+                raise RuntimeError(f"C baseline thread {i} failed ({ts[i].error})")
+            ops += ts[i].ops
+            ns = max(ns, ts[i].ns)
+    finally:
+        if ts != NULL:
+            for i in range(nthreads):
+                if ts[i].mem:
+                    munmap(<void*>ts[i].mem, ts[i].mem_size)
+            c_free(ts)
+        sizemix_free(&mix)
+    return ops / (ns / 1e9), ops
+
+
+def c_churn(int nthreads, list ranges, double duration, size_t live=1024):
+    """Objects per second of nthreads C threads churning glibc malloc/free over
+    the size mix `ranges` ([(lo, hi, weight)]), each keeping `live` objects."""
+    return _c_run(nthreads, _c_churn_main, ranges, duration, live, 0, 0)[0]
+
+
+def c_fresh_touch(int nthreads, size_t objsize, double duration, size_t mem_per_thread=1 << 30):
+    """Objects per second of nthreads C threads writing objsize-byte objects
+    into fresh memory (mem_per_thread bytes each, mapped, never touched)."""
+    return _c_run(nthreads, _c_fresh_main, [(8, 8, 1.0)], duration, 1, objsize, mem_per_thread)[0]
+
+
+# --- the model's batch churn (Go's side: tools/gochurn) -------------------------------
+
+ctypedef struct batchm_t:
+    cacheline_t _align
+    uintptr_t* objs
+    uint64_t objects
+    uint64_t ns
+    uint32_t error
+
+ctypedef struct batchbench_t:
+    runtime_t* rt
+    size_t size
+    size_t batch
+    uint64_t duration_ns
+    batchm_t* per_m
+    gate_t gate
+
+
+cdef void* _batch_main(void* arg) noexcept nogil:
+    """allocate `batch` objects (noscan), free them all, and again; a safe point
+    before each allocation, a collection when the heap reaches its goal, as the
+    churn kernel does."""
+    cdef m_t* mp = <m_t*>arg
+    cdef batchbench_t* b = <batchbench_t*>mp.work
+    cdef batchm_t* w = &b.per_m[mp.id]
+    cdef runtime_t* rt = b.rt
+    cdef size_t i, n = b.batch, size = b.size
+    cdef uint64_t t0, deadline, objects = 0
+    cdef uintptr_t x
+    cdef bint gc
+    if kernel_begin(&b.gate, rt, mp) != M_RUNNING:
+        return NULL
+    t0 = nanotime()
+    deadline = t0 + b.duration_ns
+    while nanotime() < deadline and w.error == 0:
+        for i in range(n):
+            if not safepoint(rt, mp):
+                w.error = 3
+                break
+            gc = False
+            x = mallocgc(rt, mp.p, size, True, &gc)
+            if x == 0:
+                w.error = 1
+                break
+            w.objs[i] = x
+            if gc:
+                gcTryStart(rt, mp.p)
+        if w.error:
+            break
+        for i in range(n):
+            if free_object(rt, w.objs[i]) != FREE_OK:
+                w.error = 2
+                break
+        objects += n
+    w.ns = nanotime() - t0
+    w.objects = objects
+    kernel_end(rt, mp)
+    return NULL
+
+
+def batch_churn(Runtime rt not None, int ms, size_t size, size_t batch, double duration):
+    """Objects per second of `ms` Ms each allocating `batch` noscan objects of
+    `size` bytes, freeing them all, and again, for `duration` seconds."""
+    if not 1 <= ms <= 64:
+        raise ValueError("1 to 64 Ms")
+    cdef batchbench_t b
+    cdef int i
+    cdef uint64_t objects = 0, ns = 0
+    b.rt = rt.rt
+    b.size = size
+    b.batch = batch
+    b.duration_ns = <uint64_t>(duration * 1e9)
+    b.per_m = <batchm_t*>alloc_aligned(ms * sizeof(batchm_t))
+    if b.per_m == NULL:
+        raise MemoryError()
+    try:
+        for i in range(ms):
+            b.per_m[i].objs = <uintptr_t*>c_malloc(batch * sizeof(uintptr_t))
+            if b.per_m[i].objs == NULL:
+                raise MemoryError()
+        join_ms(launch_ms(rt.rt, &b.gate, range(ms), _batch_main, &b, 0))
+        for i in range(ms):
+            if b.per_m[i].error:
+                raise RuntimeError(f"batch churn: M {i} failed ({b.per_m[i].error})")
+            objects += b.per_m[i].objects
+            ns = max(ns, b.per_m[i].ns)
+    finally:
+        for i in range(ms):
+            c_free(b.per_m[i].objs)
+        c_free(b.per_m)
+    return objects / (ns / 1e9)
+
+
+def bench_layout():
+    """sizeof of the per-thread and per-M structures of these kernels (tests:
+    whole cache lines, so that neighbours in an array never share one)."""
+    return {"cthread_t": sizeof(cthread_t), "batchm_t": sizeof(batchm_t)}

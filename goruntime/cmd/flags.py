@@ -333,8 +333,4 @@ def run_command(parser, args):
         sys.exit(141)
     except (ValueError, TypeError, MemoryError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
-    except KeyboardInterrupt:
-        # What finished is printed by the command itself; 130 is the shell's status for SIGINT.
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
     return code or 0

@@ -1,0 +1,60 @@
+"""The benchmark table's kernels (goruntime/cmd/benchkernels.pyx) and the pieces of
+goruntime.cmd.bench that need no timing: they do the work they claim, leave the heap
+consistent, and the Go row is skipped with a reason when Go is missing. No test
+here asserts a speed: the targets live in `make bench`'s table."""
+import shutil
+
+import pytest
+
+from goruntime import Runtime
+from goruntime.cmd import bench
+from goruntime.cmd.benchkernels import batch_churn, c_churn, c_fresh_touch
+from conftest import assert_memstats_invariants
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_c_baselines_do_work(threads):
+    assert c_churn(threads, [(8, 8, 1.0), (64, 4096, 2.0)], 0.02, live=64) > 0
+    assert c_fresh_touch(threads, 64, 0.02, mem_per_thread=8 << 20) > 0
+
+
+def test_c_baseline_refuses_bad_thread_counts():
+    with pytest.raises(ValueError):
+        c_churn(0, [(64, 64, 1.0)], 0.01)
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_batch_churn_frees_every_batch(procs):
+    with Runtime(gomaxprocs=procs, gogc=100) as rt:
+        rate = batch_churn(rt, procs, 64, 1000, 0.05)
+        ms = rt.memstats()
+        assert rate > 0
+        assert ms.Mallocs == ms.Frees + ms.HeapObjects       # only the last sweep is pending
+        assert_memstats_invariants(ms, rt)
+        rt.gc()
+        ms = rt.memstats()
+        assert ms.HeapObjects == 0 and ms.Mallocs == ms.Frees > 0
+        assert ms.NumGC > 1                              # the heap goal started collections
+
+
+def test_go_row_is_skipped_without_go(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    built, why = bench._gochurn_binary(tmp_path)
+    assert built is None and "not on PATH" in why
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs go on PATH")
+def test_gochurn_builds_and_reports(tmp_path):
+    import json
+    import subprocess
+    (binary, version), why = bench._gochurn_binary(tmp_path)
+    assert why is None and version.startswith("go")
+    out = subprocess.run([binary, "-duration=0.02s", "-batch=100"], capture_output=True, text=True,
+                         check=True, env={"GOMAXPROCS": "1", "GOGC": "100"}).stdout
+    fig = json.loads(out)
+    assert fig["objects"] > 0 and fig["objects"] % 100 == 0 and fig["gomaxprocs"] == 1
+
+
+def test_bench_rejects_unknown_groups():
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "nonsense"])
