@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The Python modules a variant build needs beside its extensions.
 PY_PACKAGES = ("goruntime", "goruntime/cmd", "stress")
 SPAN = 8192
-GROUPS = ("hit", "churn", "go", "python", "locks", "metadata")
+GROUPS = ("hit", "churn", "go", "python", "locks", "trace", "metadata")
 LARGE_SIZES = (32769, 262144)      # run()'s default large_sizes, inclusive
 
 
@@ -202,10 +202,12 @@ json.dump({{"ns": r.per_m[0]["elapsed_ns"] / r.allocs,
 """
 
 
-def bench_lock_counters(reps, ops):
-    """The refill path (mcentral and mheap locks every few allocations), counters on vs compiled out."""
+def bench_compiled_out(reps, ops, macro):
+    """The refill path (mcentral and mheap locks every few allocations) as built, against a
+    build with `macro`=0: the lock counters (GORUNTIME_LOCKSTATS) or the trace hooks
+    (GORUNTIME_TRACE, which stay in the build but record nothing while no trace is open)."""
     builds = {"counters": _variant("counters", "-O3"),
-              "nocounters": _variant("nocounters", "-O3 -DGORUNTIME_LOCKSTATS=0")}
+              "nocounters": _variant(f"no-{macro.lower()}", f"-O3 -D{macro}=0")}
     ns = {k: [] for k in builds}
     locks = 0
     for _ in range(reps):
@@ -308,8 +310,13 @@ def main(argv=None):
         row("rt.malloc(64) from Python in proc() (ns)", f"{ours:.1f}", f"bytearray(64) {theirs:.1f}", f"{ours / theirs:.2f}x", "<= 0.6x", ours / theirs <= 0.6)
 
     if "locks" in only:
-        on, off, lock_rate, rel = bench_lock_counters(reps, 100000 if args.quick else 300000)
+        on, off, lock_rate, rel = bench_compiled_out(reps, 100000 if args.quick else 300000, "GORUNTIME_LOCKSTATS")
         row(f"refill path, {lock_rate:.2f} locks/alloc (ns/op)", f"{on:.1f}", f"counters compiled out {off:.1f}", f"{(rel - 1) * 100:+.1f}%", "<= 3%", rel <= 1.03)
+
+    if "trace" in only:
+        # The hit path has no trace hook; the refill path has them all (refill, grow, lock waits).
+        on, off, _, rel = bench_compiled_out(reps, 100000 if args.quick else 300000, "GORUNTIME_TRACE")
+        row("refill path, trace hooks with no trace open (ns/op)", f"{on:.1f}", f"hooks compiled out {off:.1f}", f"{(rel - 1) * 100:+.1f}%", "<= 3%", rel <= 1.03)
 
     if "metadata" in only:
         meta, sys_bytes, inuse = bench_metadata(1.0 if args.quick else 3.0)
