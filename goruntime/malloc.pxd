@@ -109,7 +109,8 @@
 #   refill / cacheSpan
 #       "mutex" mcentral: its lock around taking the span, dropped before
 #       grow and taken again to list the grown span. "spanset" mcentral: a
-#       CAS on the span set, no lock (its spine lock only grows the spine).
+#       CAS on the span set, no lock (its spine lock only grows the spine and
+#       clears the slot of an emptied block, once per 512 pops).
 #       Either way the span's free bytes go to heap_live with an atomic add.
 #   grow, large objects
 #       the mheap lock, for the page search and, when needed, the arena

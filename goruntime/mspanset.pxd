@@ -2,7 +2,8 @@
 # mcentral. A growable spine points at fixed blocks of 512 slots; one 64-bit
 # word packs head (high 32 bits) and tail (low 32): push claims a slot with an
 # atomic add on the tail, pop claims one with a CAS on the head. Only growing
-# the spine takes a lock (spineLock), never the common path.
+# the spine, and clearing the slot of a block emptied by its 512th pop, take a
+# lock (spineLock), never the common path.
 #
 # Go counterparts: runtime/mspanset.go: spanSet, spanSetBlock, headTailIndex,
 # push, pop, reset. Unlike Go, an emptied block is freed rather than kept in a

@@ -106,8 +106,13 @@ cdef mspan_t* spanset_pop(spanset_t* b) noexcept nogil:
         s = <mspan_t*>loadp(<void**>&block.spans[head % SPANSET_BLOCK_ENTRIES])
     storep(<void**>&block.spans[head % SPANSET_BLOCK_ENTRIES], NULL)
     if xadd32(&block.popped, 1) == SPANSET_BLOCK_ENTRIES:
-        # Every slot was pushed and popped: nobody can reach this block again.
-        storep(<void**>&spine[head // SPANSET_BLOCK_ENTRIES], NULL)
+        # Every slot was pushed and popped: nobody can reach this block again. Its
+        # slot is cleared in the current spine, under the spine lock: a push growing
+        # the spine copies the slots under that lock, so clearing the spine loaded
+        # above could leave the block in a newer spine, and reset would free it twice.
+        lock(&b.spineLock, SITE_OTHER)
+        storep(<void**>&b.spine[head // SPANSET_BLOCK_ENTRIES], NULL)
+        unlock(&b.spineLock)
         free(block)
     return s
 

@@ -43,14 +43,19 @@ at the end (shown even without -s; also the junit properties `fuzz_examples` /
 `fuzz_steps`). GORUNTIME_FUZZ_EXAMPLES=N runs N examples instead of 130 (about
 15 s on an idle core).
 """
+import _thread
 import array
 import bisect
 import collections
 import functools
+import gc as pygc
 import os
 import random
+import signal
+import sys
 import threading
 import time
+import weakref
 
 import pytest
 from hypothesis import HealthCheck, note, settings
@@ -295,6 +300,8 @@ class APIFuzz(RuleBasedStateMachine):
         self.rt = None
         self.ref = None
         self.procs = []             # `with rt.proc():` contexts entered on this thread
+        self.gens = []              # generators holding a `with rt.proc():` block across a yield
+        self.config = None          # the Runtime's arguments (close_and_reopen makes another)
         self.switch = None          # not None: run the next operation on another thread,
                                     # inside its own `with rt.proc():` if True
         self.step = 0
@@ -311,14 +318,20 @@ class APIFuzz(RuleBasedStateMachine):
                 verify_every=st.sampled_from([1, 4, 16]),
                 giants=st.sampled_from([0, 0, 0, 1]))
     def setup(self, gogc, version, mcache, mcentral, pagecache, stats_every, verify_every, giants):
-        self.rt = Runtime(gomaxprocs=2, gogc=gogc, sizeclasses=version, mcache=mcache,
-                          mcentral=mcentral, pagecache=pagecache)
+        self.config = dict(gomaxprocs=2, gogc=gogc, sizeclasses=version, mcache=mcache,
+                           mcentral=mcentral, pagecache=pagecache)
+        self._open()
         self.gogc = gogc
-        # Without mcaches there is no tiny allocator: small noscan objects get a slot.
-        self.ref = Reference(self.rt.sizeclasses, tiny=mcache != "none")
         self.stats_every = stats_every
         self.verify_every = verify_every
         self.giants = giants
+
+    def _open(self):
+        """A fresh Runtime of the example's configuration, and an empty reference."""
+        self.rt = Runtime(**self.config)
+        # Without mcaches there is no tiny allocator: small noscan objects get a slot.
+        self.ref = Reference(self.rt.sizeclasses, tiny=self.config["mcache"] != "none")
+        self.last_ms = None
 
     def teardown(self):
         """Close the runtime (from inside any proc() blocks still open), check that
@@ -335,6 +348,8 @@ class APIFuzz(RuleBasedStateMachine):
         finally:
             while self.procs:
                 self.procs.pop().__exit__(None, None, None)
+            while self.gens:
+                self.gens.pop().close()
 
     def _in_thread(self, fn, with_proc):
         box = {}
@@ -368,6 +383,13 @@ class APIFuzz(RuleBasedStateMachine):
         """With a GC trigger, a malloc may have collected: catch the reference up."""
         if self.gogc is None:
             return
+        numgc = self.rt.memstats().NumGC
+        assert numgc >= self.ref.numgc
+        while self.ref.numgc < numgc:
+            self.ref.sweep()
+
+    def catch_up_gc(self):
+        """Collections the reference has not seen (whatever started them): sweep as many."""
         numgc = self.rt.memstats().NumGC
         assert numgc >= self.ref.numgc
         while self.ref.numgc < numgc:
@@ -805,6 +827,243 @@ class APIFuzz(RuleBasedStateMachine):
     def exit_proc(self):
         self.procs.pop().__exit__(None, None, None)
 
+    # -- hostile use (issue 9): generators, close(), finalizers, Ctrl-C ----------------------
+
+    def _block_gen(self, size, noscan):
+        """A generator that holds a `with rt.proc():` block across its yields; its first
+        step mallocs one object inside the block."""
+        op = self._malloc_op(size, noscan)
+        rt = self.rt
+
+        def gen():
+            with rt.proc():
+                yield op()
+                yield None
+        return gen()
+
+    @precondition(lambda self: len(self.gens) < 4 and len(self.ref.live) < MAX_LIVE)
+    @rule(size=SIZES, noscan=st.booleans(), on_thread=st.booleans())
+    @counted
+    def gen_enter(self, size, noscan, on_thread):
+        """A generator enters a block and keeps it across a yield: here, nested among this
+        thread's blocks, or on a thread that then ends (its P stays parked, stealable)."""
+        g = self._block_gen(size, noscan)
+        if on_thread:
+            addr, content = self._in_thread(lambda: next(g), False)
+        else:
+            addr, content = next(g)
+        self._record_malloc(size, noscan, addr, content)
+        self.sync_gc()
+        self.gens.append(g)
+
+    @precondition(lambda self: self.gens)
+    @rule(i=PICK, how=st.sampled_from(["close", "drop", "exhaust", "close-on-thread"]))
+    @counted
+    def gen_exit(self, i, how):
+        """A generator's block ends in any order relative to the others and to this
+        thread's own blocks: closed, dropped (its finalizer closes it), run to its end,
+        or closed on another thread than the one that entered it."""
+        g = self.gens.pop(i % len(self.gens))
+        if how == "close":
+            g.close()
+        elif how == "drop":
+            del g
+        elif how == "exhaust":
+            assert list(g) == [None]
+        else:
+            self._in_thread(g.close, False)
+
+    @precondition(lambda self: self.switch is None)
+    @rule(race=st.sampled_from(["plain", "malloc", "proc", "gc", "finalizer"]))
+    @counted
+    def close_and_reopen(self, race):
+        """close(): alone, racing another thread's calls, or from a finalizer. Every call
+        then gets "runtime closed", no P stays running, the blocks opened before exit
+        cleanly; the example goes on with a fresh Runtime of the same configuration."""
+        rt = self.rt
+        stop = threading.Event()
+        errors = []
+
+        def worker():
+            try:
+                while not stop.is_set():
+                    if race == "malloc":
+                        rt.free(rt.malloc(64))
+                    elif race == "proc":
+                        with rt.proc():
+                            rt.free(rt.malloc(32))
+                    else:
+                        rt.gc()
+            except GoRuntimeError as e:
+                if "closed" not in str(e):
+                    errors.append(e)
+            except BaseException as e:          # noqa: BLE001 - re-raised below
+                errors.append(e)
+
+        t = None
+        if race in ("malloc", "proc", "gc"):
+            t = threading.Thread(target=worker, name="fuzz-close-race", daemon=True)
+            t.start()
+            time.sleep(0.001)
+        if race == "finalizer":
+            class Closer:
+                def __init__(self):
+                    self.me = self              # a cycle: the cyclic GC runs the finalizer
+                def __del__(self):
+                    rt.close()
+            Closer()
+            pygc.collect()
+        else:
+            rt.close()
+        stop.set()
+        if t is not None:
+            t.join(JOIN_TIMEOUT)
+            assert not t.is_alive(), "a call on another thread hung after close()"
+        if errors:
+            raise errors[0]
+        assert rt.closed and all(p.status.name != "P_RUNNING" for p in rt.ps), [repr(p) for p in rt.ps]
+        for call in (lambda: rt.malloc(8), rt.gc, rt.memstats, rt.proc, lambda: rt.run(ms=1, ops=1)):
+            _exact(GoRuntimeError, call, "closed")
+        while self.procs:
+            self.procs.pop().__exit__(None, None, None)
+        while self.gens:
+            self.gens.pop().close()
+        self._open()
+
+    @precondition(lambda self: self.switch is None and len(self.ref.live) < MAX_LIVE)
+    @rule(ndoomed=st.integers(1, 12), ops=st.lists(
+        st.sampled_from(["free", "gc", "malloc-free", "memstats", "verify", "read", "proc", "run"]),
+        min_size=1, max_size=12), calls=st.lists(
+        st.sampled_from(["memstats", "verify", "read", "proc-read", "gc", "malloc-free", "run"]),
+        min_size=1, max_size=8))
+    @counted
+    def finalizer_storm(self, ndoomed, ops, calls):
+        """Finalizers and weakref callbacks that call back into the runtime, run by the
+        cyclic GC (collecting at every allocation) in the middle of API calls: each call
+        is served, or refused with GoRuntimeError("re-entrant call ..."); none hangs. The
+        objects the finalizers free are set aside first; the reference catches up after."""
+        rt, ref = self.rt, self.ref
+        pygc.collect()
+        rt.gc()
+        ref.sweep()
+        self.catch_up_gc()
+        objs = []
+        for k in range(ndoomed + 1):
+            addr, content = self._malloc_op(64, False)()
+            objs.append(self._record_malloc(64, False, addr, content))
+        reader, doomed = objs[0].addr, objs[1:]     # the reader stays live
+        pending = [o.addr for o in doomed]
+        events = collections.Counter()
+        unraisable = []
+
+        def act(op):
+            try:
+                if op == "free":
+                    if pending:
+                        rt.free(pending.pop())
+                elif op == "gc":
+                    rt.gc()
+                elif op == "malloc-free":
+                    rt.free(rt.malloc(64))
+                    events["mallocs"] += 1
+                elif op == "memstats":
+                    rt.memstats()
+                elif op == "verify":
+                    rt.verify()
+                elif op == "read":
+                    rt.read(reader, 1)
+                elif op == "proc":
+                    with rt.proc():
+                        rt.read(reader, 1)
+                elif op == "run":
+                    events["mallocs"] += rt.run(ms=1, ops=64, sizes=64, live=4, seed=1).allocs
+                elif op == "proc-read":
+                    with rt.proc():
+                        rt.read(reader, 1)
+                events["served"] += 1
+            except GoRuntimeError as e:
+                assert "re-entrant" in str(e), e
+                events["refused"] += 1
+
+        class Finalizer:
+            def __init__(self, op):
+                self.op = op
+                self.me = self
+            def __del__(self):
+                act(self.op)
+
+        class Target:
+            def __init__(self):
+                self.me = self
+
+        hook, sys.unraisablehook = sys.unraisablehook, lambda u: unraisable.append(repr(u.exc_value))
+        thresholds = pygc.get_threshold()
+        pygc.set_threshold(1, 1, 1)
+        try:
+            for k, op in enumerate(ops):
+                Finalizer(op)
+                t = Target()
+                weakref.ref(t, lambda r, op=ops[(k + 1) % len(ops)]: act(op))
+                del t
+            for call in calls:
+                act(call)
+        finally:
+            pygc.set_threshold(*thresholds)
+            pygc.collect()
+            sys.unraisablehook = hook
+        assert unraisable == [], unraisable
+        while pending:
+            rt.free(pending.pop())
+        rt.gc()
+        ref.mallocs += events["mallocs"]
+        for obj in doomed:
+            ref.free(obj)
+        ref.sweep()
+        self.catch_up_gc()
+        note(f"finalizer storm: {dict(events)}")
+
+    @precondition(lambda self: self.switch is None and threading.current_thread() is threading.main_thread())
+    @rule(after=st.sampled_from([0.0, 0.002, 0.02]), bounded=st.sampled_from(["ops", "duration"]))
+    @counted
+    def interrupt_run(self, after, bounded):
+        """Ctrl-C during run(): the Ms stop at their next safe point, KeyboardInterrupt
+        reaches the caller with the figures so far, and the runtime stays consistent."""
+        rt, ref = self.rt, self.ref
+        before = rt.memstats().Mallocs
+
+        def interrupter():
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while not any(p.status.name == "P_RUNNING" for p in rt.ps):
+                assert time.monotonic() < deadline
+                time.sleep(0.0005)
+            time.sleep(after)
+            _thread.interrupt_main()
+
+        old = signal.signal(signal.SIGINT, signal.default_int_handler)
+        t = threading.Thread(target=interrupter, name="fuzz-interrupter", daemon=True)
+        try:
+            t.start()
+            kwargs = {"ops": 2 ** 62} if bounded == "ops" else {"duration": 3600.0}
+            t0 = time.monotonic()
+            try:
+                rt.run(ms=2, sizes=64, live=16, seed=1, **kwargs)
+            except KeyboardInterrupt as e:
+                partial = e.partial
+            else:
+                raise AssertionError("run() ended without the interrupt")
+            assert time.monotonic() - t0 < JOIN_TIMEOUT
+            t.join(JOIN_TIMEOUT)
+        finally:
+            signal.signal(signal.SIGINT, old)
+        assert partial.allocs == partial.frees, partial.as_dict()
+        # The run's objects are freed but not swept: a collection sweeps them (and the
+        # reference's unswept objects with them).
+        assert rt.memstats().Mallocs == before + partial.allocs
+        rt.gc()
+        ref.mallocs += partial.allocs
+        ref.sweep()
+        self.catch_up_gc()
+
     @precondition(lambda self: len(self.ref.live) < MAX_LIVE)
     @rule(sizes=st.lists(SIZES, min_size=1, max_size=6), noscan=st.booleans(), seed=SEED,
           nfree=st.integers(0, 3), gc_inside=st.booleans())
@@ -837,9 +1096,9 @@ class APIFuzz(RuleBasedStateMachine):
                   st.booleans(),                        # the thread holds a P throughout
                   st.integers(0, 4)),                   # how many of its objects it frees
         min_size=2, max_size=2),
-        seed=SEED, i=PICK, ngc=st.sampled_from([0, 0, 1, 3]))
+        seed=SEED, i=PICK, ngc=st.sampled_from([0, 0, 1, 3]), shared=st.booleans())
     @counted
-    def concurrent_batch(self, plans, seed, i, ngc):
+    def concurrent_batch(self, plans, seed, i, ngc, shared):
         """Two threads released together: each mallocs its list (checking the new
         object reads as zeros), writes and frees objects that only it touches;
         with ngc, a third thread runs ngc collections meanwhile."""
@@ -854,6 +1113,8 @@ class APIFuzz(RuleBasedStateMachine):
         for k, obj in enumerate(self.live_objs()):
             owned[(k + i) % 2].append(obj)
         gate = threading.Barrier(3 if ngc else 2)
+        # shared: one proc() object entered by both threads at once.
+        shared_ctx = rt.proc() if shared else None
         results = [None, None]
         errors = []
         # The workers' mallocs so far and how many workers are done, for the collector.
@@ -883,7 +1144,7 @@ class APIFuzz(RuleBasedStateMachine):
             got, wrote, freed = [], [], []
             try:
                 gate.wait(JOIN_TIMEOUT)
-                ctx = rt.proc() if with_proc else None
+                ctx = (shared_ctx or rt.proc()) if with_proc else None
                 if ctx is not None:
                     ctx.__enter__()
                 try:
@@ -985,6 +1246,10 @@ class APIFuzz(RuleBasedStateMachine):
         if self.rt is None or self.step % self.stats_every:
             return
         ms = self.rt.memstats()
+        if not self.procs and not self.gens:
+            # No block is open: after the stop-the-world every P is idle (a P parked by a
+            # thread that ended inside a block, or whose block ended elsewhere, included).
+            assert all(p.status.name == "P_IDLE" for p in self.rt.ps), [repr(p) for p in self.rt.ps]
         # The identities, the page allocator's view (HeapIdle also counts the pages of
         # the Ps' page caches in the page-cache mode) and, against the last snapshot,
         # counters that only grow.

@@ -898,6 +898,21 @@ def test_del_without_close_releases_the_arenas_at_once():
     """)
 
 
+@pytest.mark.parametrize("mcentral", ["spanset", "mutex"])
+def test_mcentral_only_allocation_with_many_ms_and_no_gc(mcentral):
+    """No mcache, GOGC off: every allocation pops a span from its mcentral and pushes it
+    back, so the span set's spine grows while blocks empty. A block emptied by its last
+    pop was once left in a newer spine and freed twice (found by the fuzzer)."""
+    child("""
+    for seed in range(6):
+        rt = Runtime(gomaxprocs=2, gogc=None, mcache="none", mcentral=sys.argv[1])
+        rt.run(ms=3, ops=60000, sizes=[16, 64, 4000], live=16, seed=seed)
+        usable(rt)
+        rt.close()
+    print("OK")
+    """, mcentral)
+
+
 def test_internal_functions_cannot_crash_the_process():
     """Every callable of the Cython modules, and every method of what they make, is
     called with junk ints and objects: each must raise or return, never crash."""
