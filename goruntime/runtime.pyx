@@ -36,11 +36,14 @@ from goruntime.errors import GoRuntimeError
 from goruntime.sizeclasses import normalize_version
 
 # The P a Python thread holds inside `with rt.proc():`, kept in C thread-local
-# storage so that each call finds it in a nanosecond.
+# storage so that each call finds it in a nanosecond. initial-exec: a load at a
+# fixed offset from the thread pointer, where the default model for a shared
+# object calls __tls_get_addr on every access (24 bytes of the static TLS that
+# glibc keeps spare for modules loaded later).
 cdef extern from *:
     """
     typedef struct { void *rt; void *m; int depth; } gr_proc_tls_t;
-    static __thread gr_proc_tls_t gr_proc_tls;
+    static __thread gr_proc_tls_t gr_proc_tls __attribute__((tls_model("initial-exec")));
     """
     ctypedef struct gr_proc_tls_t:
         void* rt
@@ -78,8 +81,13 @@ def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):
     if not isinstance(pagecache, bool):
         raise TypeError(f"pagecache must be True or False, not {pagecache!r}")
 
-# Requests this large could not be mapped even as one reservation.
-cdef object MAX_REQUEST = 1 << 46
+cdef extern from "Python.h":
+    size_t _PyLong_NumBits(object v) except? <size_t>-1
+
+# Requests of 2**46 bytes or more could not be mapped even as one reservation
+# (malloc tests the bit length: no Python comparison on the hot path).
+cdef enum:
+    MAX_REQUEST_BITS = 46
 
 
 def _check_size(size):
@@ -318,7 +326,7 @@ cdef class Runtime:
             _check_size(size)
         if size < 0:
             raise ValueError(f"negative size {size}")
-        if size >= MAX_REQUEST:
+        if _PyLong_NumBits(size) > MAX_REQUEST_BITS:
             raise MemoryError(f"cannot allocate {size} bytes: larger than the heap can map")
         n = size
         pp = self._enter(&scratch)
