@@ -57,9 +57,11 @@
 #               mcaches and sweeps every span, so a span is never unswept
 #               between collections. The allocation that takes heap_live to
 #               the goal GOGC sets starts one.
-#   scheduler   Ms wait for a P on a condition variable (never spinning),
-#               hand their P over after a 10 ms slice when others wait, and
-#               park at their next safe point when the world stops. A Python
+#   scheduler   Ms wait for a P on a condition variable, hand their P over
+#               after a 10 ms slice when others wait, and park at their next
+#               safe point when the world stops; when no M waits for a P, the
+#               restart gives each P back to the M it parked, which spins
+#               for it (as Go's Ms spin before they sleep). A Python
 #               thread between two calls inside `with rt.proc():` holds its
 #               P like a goroutine in a system call: the P can be taken from it.
 #               There are no goroutines: a kernel's loop is one goroutine
@@ -103,9 +105,11 @@
 #
 #   mcache hit (tiny block, nextFreeFast, nextFreeIndex)
 #       no lock and no atomic read-modify-write: the span and the counters
-#       belong to the P. freeindex is stored with a relaxed atomic store (a
-#       plain mov) only so that a free() on another P may read it;
-#       tests/test_fastpath.py checks the machine code for this.
+#       belong to the P, and the hit writes nothing but the span's allocation
+#       state and the tiny block (object counts are taken a span at a time,
+#       at refill and releaseAll, as Go 1.16 does). freeindex is stored with
+#       a relaxed atomic store (a plain mov) only so that a free() on another
+#       P may read it; tests/test_fastpath.py checks the machine code.
 #   refill / cacheSpan
 #       "mutex" mcentral: its lock around taking the span, dropped before
 #       grow and taken again to list the grown span. "spanset" mcentral: a
@@ -122,12 +126,18 @@
 #       no lock: spanOf reads the arena index and the page map with acquire
 #       loads; one atomic OR.
 #   GC  one collection at a time (sched.gc_sema); the scheduler lock to stop
-#       and start the world; the sweep takes each mcentral lock and the mheap
-#       lock in turn, never both at once.
+#       and start the world (the stopper spins a little, the lock dropped,
+#       before it sleeps); the sweep takes each non-empty mcentral's lock and
+#       the mheap lock in turn, never both at once.
 #   scheduler
 #       acquirep, releasep, handoffp and stop-the-world take the scheduler
 #       lock; the safe point before every allocation is one relaxed load
 #       (two more every 256 allocations, for preemption and close).
+#   Every runtime lock spins briefly before it sleeps (Go's lock2), and what
+#   an acquisition writes (the mutex, its counters) spans two cache lines.
+#   Nothing two Ms write on the allocation path shares a cache line unless
+#   the design shares it (a lock, the lists it guards, heap_live):
+#   tests/test_cachelines.py checks every such structure's layout.
 #   Lock order: the mcache lock ("locked" and "shared" modes) comes first and may be held
 #   while an mcentral lock, a span set's spine lock or the mheap lock is
 #   taken; those three are never nested. gc_sema comes before the scheduler

@@ -119,8 +119,10 @@ cdef inline uintptr_t nextFreeFast(mspan_t* s) noexcept nogil:
             freeidx = result + 1
             if (freeidx & 63) == 0 and freeidx != s.nelems:
                 return 0
-            # Two shifts: '>> 64' is undefined in C (Go defines it as 0).
-            s.allocCache = (s.allocCache >> theBit) >> 1
+            # Two shifts: '>> 64' is undefined in C (Go defines it as 0). The
+            # shift by one first, so that it runs beside the ctz: the cache goes
+            # through memory from one call to the next, and this is the chain.
+            s.allocCache = (s.allocCache >> 1) >> theBit
             store_relaxed32(&s.freeindex, freeidx)
             s.allocCount += 1
             return s.startAddr + <uintptr_t>result * s.elemsize

@@ -14,8 +14,9 @@ from conftest import assert_memstats_invariants
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_c_baselines_do_work(threads):
-    assert c_churn(threads, [(8, 8, 1.0), (64, 4096, 2.0)], 0.02, live=64) > 0
-    assert c_fresh_touch(threads, 64, 0.02, mem_per_thread=8 << 20) > 0
+    for rate, share in (c_churn(threads, [(8, 8, 1.0), (64, 4096, 2.0)], 0.02, live=64),
+                        c_fresh_touch(threads, 64, 0.02, mem_per_thread=8 << 20)):
+        assert rate > 0 and 0 < share <= 1
 
 
 def test_c_baseline_refuses_bad_thread_counts():
@@ -26,9 +27,9 @@ def test_c_baseline_refuses_bad_thread_counts():
 @pytest.mark.parametrize("procs", [1, 2])
 def test_batch_churn_frees_every_batch(procs):
     with Runtime(gomaxprocs=procs, gogc=100) as rt:
-        rate = batch_churn(rt, procs, 64, 1000, 0.05)
+        rate, share = batch_churn(rt, procs, 64, 1000, 0.05)
         ms = rt.memstats()
-        assert rate > 0
+        assert rate > 0 and 0 < share <= 1
         assert ms.Mallocs == ms.Frees + ms.HeapObjects       # only the last sweep is pending
         assert_memstats_invariants(ms, rt)
         rt.gc()
@@ -53,8 +54,17 @@ def test_gochurn_builds_and_reports(tmp_path):
                          check=True, env={"GOMAXPROCS": "1", "GOGC": "100"}).stdout
     fig = json.loads(out)
     assert fig["objects"] > 0 and fig["objects"] % 100 == 0 and fig["gomaxprocs"] == 1
+    assert fig["cpu_ns"] > 0 and fig["elapsed_ns"] > 0
 
 
 def test_bench_rejects_unknown_groups():
     with pytest.raises(SystemExit):
         bench.main(["--only", "nonsense"])
+
+
+def test_bench_keeps_only_clean_repetitions():
+    """A repetition in which a thread got too little CPU is measured again."""
+    shares = iter([0.5, 1.0, 0.2, 0.95])
+    figs = bench._clean_reps("test", 2, lambda: ({"x": 1}, next(shares)))
+    assert figs == [{"x": 1}, {"x": 1}]
+    assert any("2 repetition(s) discarded" in note for note in bench._discarded)

@@ -312,5 +312,5 @@ def test_run_and_python_threads_together():
 @pytest.mark.parametrize("ms", [1, 2])
 def test_bench_kernel_launches_every_m(ms):
     with Runtime(gomaxprocs=2, gogc=None) as rt:
-        per_m, aggregate = mcache_hit(rt, ms, 64, 4)
-    assert len(per_m) == ms and all(ns > 0 for ns in per_m) and aggregate > 0
+        per_m, aggregate, share = mcache_hit(rt, ms, 64, 4)
+    assert len(per_m) == ms and all(ns > 0 for ns in per_m) and aggregate > 0 and 0 <= share

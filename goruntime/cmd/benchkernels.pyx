@@ -7,7 +7,8 @@ so that a refill or a gate never lands inside a timed region.
 
 - mcache_hit: the mallocgc hit path (runtime/malloc_test.go's
   BenchmarkMalloc8/16 measure it in Go); c_span_floor is its floor, Go's
-  nextFreeFast written as bare C.
+  nextFreeFast written as bare C, with the span's state in registers or (as a
+  per-object call must keep it) in memory.
 - c_churn: the baseline of the run() churn rows: C threads, each with a private
   live set, churning glibc malloc/free over the same size mix, with the same
   tags written and checked.
@@ -16,11 +17,12 @@ so that a refill or a gate never lands inside a timed region.
 - batch_churn: the model's side of the Go row: each M allocates a batch of
   objects, then frees them all, and again (tools/gochurn is Go's side).
 No Go counterpart in the runtime itself."""
+import os
 import time
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 from libc.stdlib cimport malloc as c_malloc, free as c_free
-from goruntime.sys cimport (nanotime, cacheline_t, alloc_aligned, xadd32, load_acquire32,
+from goruntime.sys cimport (nanotime, thread_cputime, cacheline_t, alloc_aligned, xadd32, load_acquire32,
     store_release32, load32, sched_yield, pthread_t, pthread_create, pthread_join, mmap, munmap,
     PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED)
 from goruntime.sizeclasses cimport MAX_SMALL_SIZE
@@ -34,7 +36,7 @@ from goruntime.runtime cimport Runtime
 from goruntime.workload cimport (gate_t, kernel_begin, kernel_end, M_RUNNING, launch_ms, join_ms,
     liveobj_t, sizemix_t, sizemix_pick, sizemix_init, sizemix_free, _rand, _rand_seed, _write_tag,
     _tag_ok)
-from goruntime.args import check_int
+from goruntime.args import check_bool, check_int
 from goruntime.errors import GoRuntimeError
 
 cdef extern from *:
@@ -79,8 +81,62 @@ cdef extern from *:
         *ops = done;
         return total;
     }
+    /* The same loop with the span's state in memory, as an allocator called
+     * once per object must keep it: allocCache, freeindex and allocCount live in
+     * a struct that every object's store might alias, so each allocation loads
+     * them and stores them back (the model's nextFreeFast does just that). */
+    struct gr_cspan { uint64_t allocCache; uint32_t freeindex, nelems, allocCount; uintptr_t base, elemsize; };
+    static inline uintptr_t gr_cspan_alloc(struct gr_cspan *s) {
+        int bit = s->allocCache ? __builtin_ctzll(s->allocCache) : 64;
+        if (bit < 64) {
+            uint32_t result = s->freeindex + (uint32_t)bit;
+            if (result < s->nelems) {
+                uint32_t freeidx = result + 1;
+                if ((freeidx & 63) == 0 && freeidx != s->nelems)
+                    return 0;
+                s->allocCache = (s->allocCache >> 1) >> bit;
+                s->freeindex = freeidx;
+                s->allocCount++;
+                return s->base + (uintptr_t)result * s->elemsize;
+            }
+        }
+        return 0;
+    }
+    static uint64_t gr_c_span_loop_mem(uintptr_t mem, uint64_t nspans, uint32_t elemsize, uint64_t *ops) {
+        uint64_t total = 0, done = 0;
+        struct gr_cspan span;
+        struct gr_cspan *volatile sp = &span;   /* the compiler cannot keep it in registers */
+        for (uint64_t k = 0; k < nspans; k++) {
+            struct gr_cspan *s = sp;
+            uint64_t allocBits[16] = {0};
+            s->allocCache = ~allocBits[0];
+            s->freeindex = 0;
+            s->nelems = 8192 / elemsize;
+            s->allocCount = 0;
+            s->base = mem + k * 8192;
+            s->elemsize = elemsize;
+            uint64_t t0 = gr_bench_now();
+            for (;;) {
+                uintptr_t x = gr_cspan_alloc(s);
+                if (x == 0) {
+                    /* the window refill of nextFreeIndex, inline */
+                    uint32_t fi = (s->freeindex + 63) & ~63u;
+                    if (fi >= s->nelems) break;
+                    s->freeindex = fi;
+                    s->allocCache = ~allocBits[fi >> 6];
+                    continue;
+                }
+                *(uint64_t *)x = done;
+                done++;
+            }
+            total += gr_bench_now() - t0;
+        }
+        *ops = done;
+        return total;
+    }
     """
     uint64_t c_span_loop "gr_c_span_loop"(uintptr_t mem, uint64_t nspans, uint32_t elemsize, uint64_t* ops) noexcept nogil
+    uint64_t c_span_loop_mem "gr_c_span_loop_mem"(uintptr_t mem, uint64_t nspans, uint32_t elemsize, uint64_t* ops) noexcept nogil
 
 ctypedef struct hitbench_t:
     runtime_t* rt
@@ -90,6 +146,7 @@ ctypedef struct hitbench_t:
     # per-M results, indexed by m.id, written once as each M ends
     uint64_t ns[64]
     uint64_t ops[64]
+    uint64_t cpu[64]        # per mille of the loops' wall time the M was on a CPU
 
 
 cdef void* _hit_main(void* arg) noexcept nogil:
@@ -101,12 +158,14 @@ cdef void* _hit_main(void* arg) noexcept nogil:
     cdef bint gc = False
     cdef uintptr_t x
     cdef mspan_t* s
-    cdef uint64_t k, i, n, t0, ns = 0, ops = 0
+    cdef uint64_t k, i, n, t0, ns = 0, ops = 0, cpu0, w0
     cdef int spc
     if kernel_begin(&b.gate, rt, mp) != M_RUNNING:
         return NULL
     pp = mp.p
     spc = makeSpanClass(size_to_class(rt.sc, size), True)
+    cpu0 = thread_cputime()
+    w0 = nanotime()
     for k in range(b.spans):
         # Untimed: the allocation that refills the span from its mcentral.
         x = mallocgc(rt, pp, size, True, &gc)
@@ -121,16 +180,22 @@ cdef void* _hit_main(void* arg) noexcept nogil:
             (<uint64_t*>x)[0] = i
         ns += nanotime() - t0
         ops += n
+    cpu0 = thread_cputime() - cpu0
+    w0 = nanotime() - w0
     kernel_end(rt, mp)
     b.ns[mp.id] = ns
     b.ops[mp.id] = ops
+    b.cpu[mp.id] = cpu0 * 1000 // max(1, w0)       # per mille of the loop's wall time
     return NULL
 
 
 def mcache_hit(Runtime rt not None, ms, size, spans_per_m):
     """ns per allocation on the mcache-hit path, per M, with `ms` Ms on their own Ps.
 
-    Returns (ns_per_op of each M, aggregate allocations per second)."""
+    Returns (ns_per_op of each M, aggregate allocations per second, the least
+    share of its time an M was on a CPU: under 1 when other work took it)."""
+    if not 1 <= ms <= min(64, rt.gomaxprocs):
+        raise ValueError("need 1 <= ms <= min(64, gomaxprocs)")
     cdef hitbench_t b
     cdef int i
     ms = check_int("ms", ms, 1, min(64, rt.gomaxprocs))
@@ -149,14 +214,17 @@ def mcache_hit(Runtime rt not None, ms, size, spans_per_m):
         raise GoRuntimeError("mcache_hit: an M ran out of memory or found the runtime closed")
     per_m = [<double>b.ns[i] / b.ops[i] for i in range(ms)]
     wall = max(b.ns[i] for i in range(ms)) / 1e9
-    return per_m, sum(b.ops[i] for i in range(ms)) / wall
+    share = min(b.cpu[i] for i in range(ms)) / 1000.0
+    return per_m, sum(b.ops[i] for i in range(ms)) / wall, share
 
 
-def c_span_floor(nspans, elemsize):
+def c_span_floor(nspans, elemsize, in_memory=False):
     """ns per allocation of the plain C span loop over nspans 8 KiB spans of its own
-    (mapped and prefaulted here, so that no page fault is timed)."""
+    (mapped and prefaulted here, so that no page fault is timed); in_memory: with the
+    span's state loaded and stored back for each object."""
     cdef uint64_t ops = 0, ns, spans = check_int("nspans", nspans, 1, 1 << 16)
     cdef uint32_t size = check_int("elemsize", elemsize, 8, 8192)
+    cdef bint mem_state = check_bool("in_memory", in_memory)
     cdef uintptr_t mem, a
     cdef size_t nbytes = <size_t>spans * 8192
     cdef void* p = mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
@@ -169,7 +237,10 @@ def c_span_floor(nspans, elemsize):
             while a < mem + nbytes:
                 (<char*>a)[0] = 0
                 a += 4096
-            ns = c_span_loop(mem, spans, size, &ops)
+            if mem_state:
+                ns = c_span_loop_mem(mem, spans, size, &ops)
+            else:
+                ns = c_span_loop(mem, spans, size, &ops)
     finally:
         munmap(p, nbytes)
     return <double>ns / ops
@@ -185,6 +256,7 @@ ctypedef struct cthread_t:
     uint64_t rng
     uint64_t ops
     uint64_t ns
+    uint64_t cpu            # thread CPU time over the same loop
     uint64_t duration_ns
     size_t live
     uintptr_t mem           # c_fresh_touch: this thread's fresh memory
@@ -215,6 +287,7 @@ cdef void* _c_churn_main(void* arg) noexcept nogil:
     _c_gate(t)
     if live == NULL:
         return NULL
+    t.cpu = thread_cputime()
     t0 = nanotime()
     deadline = t0 + t.duration_ns
     while True:
@@ -242,6 +315,7 @@ cdef void* _c_churn_main(void* arg) noexcept nogil:
             c_free(<void*>live[slot].addr)
             live[slot] = obj
     t.ns = nanotime() - t0
+    t.cpu = thread_cputime() - t.cpu
     t.ops = seq
     for slot in range(nlive):
         c_free(<void*>live[slot].addr)
@@ -256,6 +330,7 @@ cdef void* _c_fresh_main(void* arg) noexcept nogil:
     cdef uintptr_t x = t.mem, end = t.mem + t.mem_size
     cdef uint64_t t0, deadline, n = 0
     _c_gate(t)
+    t.cpu = thread_cputime()
     t0 = nanotime()
     deadline = t0 + t.duration_ns
     while x + t.objsize <= end:
@@ -265,13 +340,15 @@ cdef void* _c_fresh_main(void* arg) noexcept nogil:
         x += t.objsize
         n += 1
     t.ns = nanotime() - t0
+    t.cpu = thread_cputime() - t.cpu
     t.ops = n
     return NULL
 
 
 cdef object _c_run(int nthreads, void* (*fn)(void*) noexcept nogil, list ranges, double duration,
                    size_t live, size_t objsize, size_t mem_per_thread):
-    """Runs fn on nthreads pthreads released together; returns (ops/s, ops)."""
+    """Runs fn on nthreads pthreads released together; returns (ops/s, ops,
+    the least share of its time a thread was on a CPU)."""
     cdef sizemix_t mix
     cdef cthread_t* ts = NULL
     cdef pthread_t tids[64]
@@ -279,6 +356,7 @@ cdef object _c_run(int nthreads, void* (*fn)(void*) noexcept nogil, list ranges,
     cdef int i, started = 0
     cdef void* mem
     cdef uint64_t ops = 0, ns = 0
+    cdef double share = 1.0
     if not 1 <= nthreads <= 64:
         raise ValueError("1 to 64 threads")
     mix.n = 0
@@ -321,6 +399,7 @@ cdef object _c_run(int nthreads, void* (*fn)(void*) noexcept nogil, list ranges,
                 raise RuntimeError(f"C baseline thread {i} failed ({ts[i].error})")
             ops += ts[i].ops
             ns = max(ns, ts[i].ns)
+            share = min(share, <double>ts[i].cpu / max(1, ts[i].ns))
     finally:
         if ts != NULL:
             for i in range(nthreads):
@@ -328,19 +407,24 @@ cdef object _c_run(int nthreads, void* (*fn)(void*) noexcept nogil, list ranges,
                     munmap(<void*>ts[i].mem, ts[i].mem_size)
             c_free(ts)
         sizemix_free(&mix)
-    return ops / (ns / 1e9), ops
+    return ops / (ns / 1e9), ops, min(1.0, share)
 
 
 def c_churn(int nthreads, list ranges, double duration, size_t live=1024):
-    """Objects per second of nthreads C threads churning glibc malloc/free over
-    the size mix `ranges` ([(lo, hi, weight)]), each keeping `live` objects."""
-    return _c_run(nthreads, _c_churn_main, ranges, duration, live, 0, 0)[0]
+    """(objects per second, CPU share) of nthreads C threads churning glibc
+    malloc/free over the size mix `ranges` ([(lo, hi, weight)]), each keeping
+    `live` objects; the share is the least of the threads' CPU time over wall
+    time (under 1 when other work took their CPU)."""
+    rate, _, share = _c_run(nthreads, _c_churn_main, ranges, duration, live, 0, 0)
+    return rate, share
 
 
 def c_fresh_touch(int nthreads, size_t objsize, double duration, size_t mem_per_thread=1 << 30):
-    """Objects per second of nthreads C threads writing objsize-byte objects
-    into fresh memory (mem_per_thread bytes each, mapped, never touched)."""
-    return _c_run(nthreads, _c_fresh_main, [(8, 8, 1.0)], duration, 1, objsize, mem_per_thread)[0]
+    """(objects per second, CPU share) of nthreads C threads writing
+    objsize-byte objects into fresh memory (mem_per_thread bytes each, mapped,
+    never touched)."""
+    rate, _, share = _c_run(nthreads, _c_fresh_main, [(8, 8, 1.0)], duration, 1, objsize, mem_per_thread)
+    return rate, share
 
 
 # --- the model's batch churn (Go's side: tools/gochurn) -------------------------------
@@ -350,6 +434,7 @@ ctypedef struct batchm_t:
     uintptr_t* objs
     uint64_t objects
     uint64_t ns
+    uint64_t cpu
     uint32_t error
 
 ctypedef struct batchbench_t:
@@ -375,6 +460,7 @@ cdef void* _batch_main(void* arg) noexcept nogil:
     cdef bint gc
     if kernel_begin(&b.gate, rt, mp) != M_RUNNING:
         return NULL
+    w.cpu = thread_cputime()
     t0 = nanotime()
     deadline = t0 + b.duration_ns
     while nanotime() < deadline and w.error == 0:
@@ -398,19 +484,22 @@ cdef void* _batch_main(void* arg) noexcept nogil:
                 break
         objects += n
     w.ns = nanotime() - t0
+    w.cpu = thread_cputime() - w.cpu
     w.objects = objects
     kernel_end(rt, mp)
     return NULL
 
 
 def batch_churn(Runtime rt not None, int ms, size_t size, size_t batch, double duration):
-    """Objects per second of `ms` Ms each allocating `batch` noscan objects of
-    `size` bytes, freeing them all, and again, for `duration` seconds."""
+    """(objects per second, CPU share) of `ms` Ms each allocating `batch`
+    noscan objects of `size` bytes, freeing them all, and again, for `duration`
+    seconds. The share is the Ms' CPU time over min(ms, CPUs) times the wall
+    time."""
     if not 1 <= ms <= 64:
         raise ValueError("1 to 64 Ms")
     cdef batchbench_t b
     cdef int i
-    cdef uint64_t objects = 0, ns = 0
+    cdef uint64_t objects = 0, ns = 0, cpu = 0
     b.rt = rt.rt
     b.size = size
     b.batch = batch
@@ -429,11 +518,12 @@ def batch_churn(Runtime rt not None, int ms, size_t size, size_t batch, double d
                 raise RuntimeError(f"batch churn: M {i} failed ({b.per_m[i].error})")
             objects += b.per_m[i].objects
             ns = max(ns, b.per_m[i].ns)
+            cpu += b.per_m[i].cpu
     finally:
         for i in range(ms):
             c_free(b.per_m[i].objs)
         c_free(b.per_m)
-    return objects / (ns / 1e9)
+    return objects / (ns / 1e9), min(1.0, cpu / (max(1, ns) * min(ms, os.cpu_count() or 1)))
 
 
 def bench_layout():

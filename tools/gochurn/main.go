@@ -3,7 +3,9 @@
 // -size bytes with no pointers into a slice, drops them (the next round
 // overwrites them) and repeats, for -duration; GOGC as the environment sets it
 // (default 100). Prints one JSON line: objects per second over all goroutines,
-// GOMAXPROCS, and the collections and total pause of the run.
+// GOMAXPROCS, the collections and total pause of the run, and the process's CPU
+// time over the run (bench.py checks it against GOMAXPROCS x the wall time, to
+// drop a run other work on the machine disturbed).
 //
 // goruntime's side of the row is goruntime/cmd/benchkernels.pyx's batch_churn,
 // which frees each batch explicitly where Go's collector finds it dead.
@@ -15,6 +17,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -82,10 +85,14 @@ func main() {
 		}(g)
 	}
 	ready.Wait()
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	t0 = time.Now()
 	start.Done()
 	done.Wait()
 	elapsed := time.Since(t0)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	var total uint64
@@ -98,5 +105,7 @@ func main() {
 		"gomaxprocs":      procs,
 		"numgc":           after.NumGC - before.NumGC,
 		"pause_total_ns":  after.PauseTotalNs - before.PauseTotalNs,
+		"elapsed_ns":      elapsed.Nanoseconds(),
+		"cpu_ns":          cpu.Nanoseconds(),
 	})
 }
