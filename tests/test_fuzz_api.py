@@ -92,7 +92,11 @@ def counted(fn):
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
         APIFuzz.rules_run[fn.__name__] += 1
-        return fn(self, *args, **kwargs)
+        t0 = time.perf_counter()
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            APIFuzz.rule_seconds[fn.__name__] += time.perf_counter() - t0
     return wrapper
 
 
@@ -293,6 +297,7 @@ class APIFuzz(RuleBasedStateMachine):
     examples = 0
     steps = 0
     rules_run = collections.Counter()
+    rule_seconds = collections.Counter()
 
     def __init__(self):
         super().__init__()
@@ -943,7 +948,6 @@ class APIFuzz(RuleBasedStateMachine):
         is served, or refused with GoRuntimeError("re-entrant call ..."); none hangs. The
         objects the finalizers free are set aside first; the reference catches up after."""
         rt, ref = self.rt, self.ref
-        pygc.collect()
         rt.gc()
         ref.sweep()
         self.catch_up_gc()
@@ -955,8 +959,11 @@ class APIFuzz(RuleBasedStateMachine):
         pending = [o.addr for o in doomed]
         events = collections.Counter()
         unraisable = []
+        live = [True]               # a finalizer that runs after the storm does nothing
 
         def act(op):
+            if not live[0]:
+                return
             try:
                 if op == "free":
                     if pending:
@@ -976,7 +983,8 @@ class APIFuzz(RuleBasedStateMachine):
                     with rt.proc():
                         rt.read(reader, 1)
                 elif op == "run":
-                    events["mallocs"] += rt.run(ms=1, ops=64, sizes=64, live=4, seed=1).allocs
+                    n = rt.run(ms=1, ops=64, sizes=64, live=4, seed=1).allocs
+                    events["mallocs"] += n     # after the call: a finalizer run inside it counts too
                 elif op == "proc-read":
                     with rt.proc():
                         rt.read(reader, 1)
@@ -998,18 +1006,19 @@ class APIFuzz(RuleBasedStateMachine):
 
         hook, sys.unraisablehook = sys.unraisablehook, lambda u: unraisable.append(repr(u.exc_value))
         thresholds = pygc.get_threshold()
+        refs = []                   # the weakrefs must outlive their targets to call back
         pygc.set_threshold(1, 1, 1)
         try:
             for k, op in enumerate(ops):
                 Finalizer(op)
                 t = Target()
-                weakref.ref(t, lambda r, op=ops[(k + 1) % len(ops)]: act(op))
+                refs.append(weakref.ref(t, lambda r, op=ops[(k + 1) % len(ops)]: act(op)))
                 del t
             for call in calls:
                 act(call)
         finally:
             pygc.set_threshold(*thresholds)
-            pygc.collect()
+            live[0] = False
             sys.unraisablehook = hook
         assert unraisable == [], unraisable
         while pending:
@@ -1281,6 +1290,7 @@ FUZZ_SETTINGS = settings(
 def test_fuzz_api(record_property, capsys):
     APIFuzz.examples = APIFuzz.steps = 0
     APIFuzz.rules_run.clear()
+    APIFuzz.rule_seconds.clear()
     t0 = time.perf_counter()
     try:
         run_state_machine_as_test(APIFuzz, settings=FUZZ_SETTINGS)
@@ -1292,6 +1302,8 @@ def test_fuzz_api(record_property, capsys):
             print(f"\ntest_fuzz_api: {APIFuzz.examples} hypothesis examples, "
                   f"{APIFuzz.steps} steps in {elapsed:.1f}s")
             print("  rules run: " + ", ".join(f"{k} {v}" for k, v in APIFuzz.rules_run.most_common()))
+            print("  seconds in rules: " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                                    APIFuzz.rule_seconds.most_common(8)))
 
 
 def test_tiny_object_cannot_write_into_the_rest_of_its_block():

@@ -357,7 +357,8 @@ def test_finalizers_and_weakref_callbacks_that_call_back_in():
     outcome = collections.Counter()
     unraisable = []
     sys.unraisablehook = lambda u: unraisable.append(repr(u.exc_value))
-    pool = [rt.malloc(64) for _ in range(4000)]
+    pool = [rt.malloc(64) for _ in range(4000)]    # the finalizers free these
+    keep = rt.malloc(64)                             # and never this one
 
     def guarded(op):
         try:
@@ -379,17 +380,18 @@ def test_finalizers_and_weakref_callbacks_that_call_back_in():
             self.me = self
 
     in_finalizers = [lambda: rt.free(pool.pop()), rt.gc, lambda: rt.free(rt.malloc(40000)),
-                     rt.memstats, rt.verify, lambda: rt.read(pool[0], 8),
+                     rt.memstats, rt.verify, lambda: rt.read(keep, 8),
                      lambda: rt.proc().__enter__(), lambda: rt.free(rt.malloc(24, noscan=True))]
     calls = [rt.memstats, rt.verify, rt.gc, lambda: rt.malloc(64), lambda: rt.malloc(50000),
-             lambda: rt.read(pool[-1], 64), lambda: rt.write(pool[-1], b"y" * 64),
+             lambda: rt.read(keep, 64), lambda: rt.write(keep, b"y" * 64),
              lambda: rt.free(rt.malloc(8)), lambda: rt.run(ms=1, ops=300, live=8, seed=1)]
+    refs = collections.deque(maxlen=64)    # a weakref must outlive its target to call back
     gc.set_threshold(1, 1, 1)
     try:
         for i in range(2500):
             Finalizer(in_finalizers[i % len(in_finalizers)])
             t = Target()
-            weakref.ref(t, lambda r, op=in_finalizers[(i + 3) % len(in_finalizers)]: guarded(op))
+            refs.append(weakref.ref(t, lambda r, op=in_finalizers[(i + 3) % len(in_finalizers)]: guarded(op)))
             del t
             calls[i % len(calls)]()
             if i % 7 == 0:
