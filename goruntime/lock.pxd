@@ -36,7 +36,7 @@ cpdef enum LockSite:
     SITE_ACQUIREP = 5       # acquirep
     SITE_RELEASEP = 6       # releasep / handoff
     SITE_UNCACHESPAN = 7    # mcache.releaseAll -> mcentral.uncacheSpan
-    SITE_SWEEP = 8          # sweeper walking an mcentral
+    SITE_SWEEP = 8          # sweeper filing a span on its mcentral (Go 1.13: mcentral.freeSpan)
     SITE_FREESPAN = 9       # sweeper -> mheap.freeSpan
     SITE_STW = 10           # stopTheWorld / startTheWorld
     SITE_OTHER = 11

@@ -79,7 +79,7 @@ SITE_NAMES = {
     SITE_UNCACHESPAN: "runtime.(*mcentral).uncacheSpan",
     SITE_GROW: "runtime.(*mcentral).grow",
     SITE_LARGE: "runtime.largeAlloc",
-    SITE_SWEEP: "runtime.(*mspan).sweep",
+    SITE_SWEEP: "runtime.(*mcentral).freeSpan",
     SITE_FREESPAN: "runtime.(*mheap).freeSpan",
     SITE_ACQUIREP: "runtime.acquirep",
     SITE_RELEASEP: "runtime.releasep",

@@ -211,7 +211,7 @@ cpdef enum FreeResult:
 
 cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, bint* gc) noexcept nogil
 cdef uintptr_t malloc_nextFree(runtime_t* rt, mcache_t* c, int spc, bint* gc) noexcept nogil
-cdef int free_object(runtime_t* rt, uintptr_t addr) noexcept nogil
+cdef int free_object(runtime_t* rt, mcache_t* c, uintptr_t addr) noexcept nogil
 cdef int object_extent(runtime_t* rt, uintptr_t addr, size_t* size) noexcept nogil
 
 

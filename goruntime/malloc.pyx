@@ -13,6 +13,7 @@ from goruntime.mcentral cimport mcentral_allocObject
 from goruntime.mcache cimport mcache_nextFree
 from goruntime.runtime2 cimport MCACHE_NONE, MCACHE_SHARED
 from goruntime.mheap cimport mheap_alloc, spanOf
+from goruntime.mgcsweep cimport ensureSwept, deductSweepCredit
 from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed, span_objindex
 from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE, spanClassSizeclass
 
@@ -24,6 +25,7 @@ cdef uintptr_t _large_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, bi
     cdef uint64_t t0 = nanotime() if tb != NULL else 0
     if size & (PAGE_SIZE - 1):
         npages += 1
+    deductSweepCredit(rt.heap, npages * PAGE_SIZE, npages)
     s = mheap_alloc(rt.heap, npages, makeSpanClass(0, noscan), SITE_LARGE, NULL)
     if tb != NULL:
         trace_put(tb, EV_LARGE, t0, nanotime(), size, 0)
@@ -50,7 +52,9 @@ cdef uintptr_t _central_alloc(runtime_t* rt, p_t* pp, size_t size, bint noscan, 
     cdef int sizeclass = size_to_class(rt.sc, size)
     cdef mspan_t* s
     cdef bint grew = False
-    cdef uintptr_t x = mcentral_allocObject(rt.central[makeSpanClass(sizeclass, noscan)], &pp.pcache, &s, &grew)
+    cdef uintptr_t x
+    deductSweepCredit(rt.heap, rt.sc.class_to_size[sizeclass], 0)
+    x = mcentral_allocObject(rt.central[makeSpanClass(sizeclass, noscan)], &pp.pcache, &s, &grew)
     if x == 0:
         return 0
     if s.needzero:
@@ -99,9 +103,18 @@ cdef uintptr_t mallocgc_slow(runtime_t* rt, p_t* pp, size_t size, bint noscan, b
 
 
 cdef inline int _locate(runtime_t* rt, uintptr_t addr, mspan_t** sp, uint32_t* idx, uintptr_t* rem) noexcept nogil:
+    """Finds the slot holding addr, in a swept span: a span still unswept is swept
+    first (the frees it holds came before this cycle's snapshot), and one swept
+    away meanwhile is looked up again. The caller holds a P, so the span stays
+    swept until it is done."""
     cdef mspan_t* s = spanOf(rt.heap, addr)
     cdef uintptr_t off
-    if s == NULL or s.state != SPAN_INUSE or addr >= s.limit:
+    while s != NULL:
+        ensureSwept(rt.heap, s)
+        if spanOf(rt.heap, addr) == s:
+            break
+        s = spanOf(rt.heap, addr)
+    if s == NULL or s.state != SPAN_INUSE or addr < s.startAddr or addr >= s.limit:
         return FREE_BAD_POINTER
     off = addr - s.startAddr
     idx[0] = span_objindex(s, off)
@@ -116,29 +129,36 @@ cdef inline bint _is_tiny_block(mspan_t* s, uint32_t idx) noexcept nogil:
     return s.tinyObjs != NULL and load_relaxed32(&s.tinyObjs[idx]) != 0
 
 
-cdef int free_object(runtime_t* rt, uintptr_t addr) noexcept nogil:
-    """Marks the object at addr dead. Any P may free any object: the slot becomes
-    reusable only when the sweeper rebuilds its span's bitmap."""
+cdef int free_object(runtime_t* rt, mcache_t* c, uintptr_t addr) noexcept nogil:
+    """Marks the object at addr dead, for the M holding the P whose mcache is c.
+    Any P may free any object: the slot becomes reusable when its span is swept
+    after the next collection's snapshot. c counts the bytes freed, for that
+    snapshot's live heap (a tiny block counts when its last object goes)."""
     cdef mspan_t* s
-    cdef uint32_t idx
+    cdef uint32_t idx, objs
     cdef uintptr_t rem
-    cdef uint16_t tbit
+    cdef uint16_t tbit, old
     cdef uint64_t bit
     cdef int err = _locate(rt, addr, &s, &idx, &rem)
     if err != FREE_OK:
         return err
     if _is_tiny_block(s, idx):
         tbit = <uint16_t>(1 << rem)
-        if not (load_relaxed32(&s.tinyObjs[idx]) & tbit):
+        objs = load_relaxed32(&s.tinyObjs[idx])
+        if not (objs & tbit):
             return FREE_BAD_POINTER
-        if or16(&s.tinyFreed[idx], tbit) & tbit:
+        old = or16(&s.tinyFreed[idx], tbit)
+        if old & tbit:
             return FREE_DOUBLE_FREE
+        if (old | tbit) == <uint16_t>objs:
+            c.freed_bytes += TINY_SIZE
         return FREE_OK
     if rem != 0:
         return FREE_BAD_POINTER
     bit = (<uint64_t>1) << (idx & 63)
     if or64(&s.freedBits[idx >> 6], bit) & bit:
         return FREE_DOUBLE_FREE
+    c.freed_bytes += s.elemsize
     return FREE_OK
 
 

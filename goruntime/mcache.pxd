@@ -9,7 +9,8 @@
 # Go counterparts: runtime/mcache.go: mcache, allocmcache (mcache_init),
 # refill, releaseAll; runtime/malloc.go: (*mcache).nextFree. Go's
 # prepareForSweep and flushGen have no twin: every collection flushes every
-# mcache itself, with the world stopped.
+# mcache itself, with the world stopped, before it advances sweepgen (Go's Ps
+# flush theirs at their next safe point), so a cached span is never stale.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.mspan cimport mspan_t
 from goruntime.lock cimport mutex_t
@@ -32,6 +33,7 @@ ctypedef struct mcache_t:
     uint64_t refills
     uint64_t large_allocs
     uint64_t large_bytes
+    uint64_t freed_bytes        # freed by this P since the last collection's snapshot
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil
 cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil

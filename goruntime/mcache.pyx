@@ -3,13 +3,14 @@
 # see mcache.pxd. MCache is the Python view.
 from libc.string cimport memset
 from libc.stdint cimport int64_t
-from goruntime.sys cimport xadd64, GR_ASSERT
+from goruntime.sys cimport xadd64, store32, GR_ASSERT
+from goruntime.mgcsweep cimport deductSweepCredit
 from goruntime.lock cimport mutex_init, mutex_stats
 from goruntime.mcentral cimport mcentral_cacheSpan, mcentral_uncacheSpan, MCENTRAL_SPANSET
 from goruntime.mspan cimport nextFreeIndex, SPAN_INUSE, spanview_t, span_copy, make_span
 from goruntime.sys cimport nanotime
 from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_REFILL
-from goruntime.sizeclasses cimport spanClassSizeclass
+from goruntime.sizeclasses cimport spanClassSizeclass, PAGE_SIZE
 
 
 cdef void mcache_init(mcache_t* c, mcentral_t** central, mheap_t* heap, pagecache_t* pcache) noexcept nogil:
@@ -31,12 +32,17 @@ cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil:
     Go 1.15's spanset mcentral takes it back into its full set.
     """
     cdef mspan_t* s = c.alloc[spc]
+    cdef tracebuf_t* tb
+    cdef uint64_t t0
     if s != &c.heap.emptyspan:
-        s.sweepgen = c.heap.sweepgen        # no longer cached
         if c.central[spc].mode == MCENTRAL_SPANSET:
             mcentral_uncacheSpan(c.central[spc], s)
-    cdef tracebuf_t* tb = trace_current()
-    cdef uint64_t t0 = nanotime() if tb != NULL else 0
+        else:
+            store32(&s.sweepgen, c.heap.sweepgen)       # no longer cached
+    # Go's cacheSpan pays its sweep credit first, for the span it will take.
+    deductSweepCredit(c.heap, c.heap.sc.class_to_allocnpages[spanClassSizeclass(spc)] * PAGE_SIZE, 0)
+    tb = trace_current()
+    t0 = nanotime() if tb != NULL else 0
     s = mcentral_cacheSpan(c.central[spc], c.pcache)
     if tb != NULL:
         trace_put(tb, EV_REFILL, t0, nanotime(), spc, 0)
@@ -46,7 +52,7 @@ cdef int mcache_refill(mcache_t* c, int spc) noexcept nogil:
     GR_ASSERT(s.state == SPAN_INUSE, "refill got a span that is not in use")
     GR_ASSERT(s.spanclass == spc, "refill got a span of another span class")
     GR_ASSERT(s.allocCount < s.nelems, "refill got a span with no free slot")
-    s.sweepgen = c.heap.sweepgen + 3        # swept, then cached
+    store32(&s.sweepgen, c.heap.sweepgen + 3)      # swept, then cached
     # As Go's cacheSpan: count the span's free slots as allocated up front, in
     # heap_live and (Go 1.16's smallAllocCount) in the P's counts; releaseAll
     # takes back what was not used.
@@ -79,8 +85,9 @@ cdef void mcache_releaseAll(mcache_t* c) noexcept nogil:
     for i in range(MAX_SPAN_CLASSES):
         s = c.alloc[i]
         if s != &c.heap.emptyspan:
+            # What refill counted as allocated up front and was not (Go 1.16's releaseAll).
             c.nmalloc[spanClassSizeclass(i)] -= s.nelems - s.allocCount
-            s.sweepgen = c.heap.sweepgen
+            xadd64(&c.heap.heap_live, -<int64_t>((s.nelems - s.allocCount) * s.elemsize))
             mcentral_uncacheSpan(c.central[i], s)
             c.alloc[i] = &c.heap.emptyspan
     c.tiny = 0

@@ -7,17 +7,23 @@
 #   "spanset" (Go 1.15+): lock-free span sets, partial and full, each split in
 #     swept and unswept halves that swap roles every GC (sweepgen / 2 % 2).
 #
-# Go counterparts: runtime/mcentral.go (Go 1.13 for "mutex", Go 1.15 and later
-# for "spanset"): mcentral, cacheSpan, uncacheSpan, grow, partialSwept,
-# partialUnswept, fullSwept, fullUnswept. Go's cacheSpan also sweeps spans it
-# finds unswept; here the sweep is over before any cacheSpan can run.
+# Go counterparts: runtime/mcentral.go (Go 1.13 for "mutex", Go 1.16 for
+# "spanset"): mcentral, cacheSpan, uncacheSpan, grow, freeSpan, partialSwept,
+# partialUnswept, fullSwept, fullUnswept; runtime/mgcsweep.go: the small-span
+# half of (*mspan).sweep (mcentral_sweep). cacheSpan sweeps the unswept spans it
+# meets, claiming each with Go's h-2 -> h-1 compare-and-swap. The sweep of a
+# small span lives here, beside the lists it files the span on, because the
+# sweeper (mgcsweep) imports this module and Cython's cimports cannot be circular.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
-from goruntime.sys cimport cacheline_t
+from goruntime.sys cimport cacheline_t, load32, cas32
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t, spanview_t
 from goruntime.mspanset cimport spanset_t
 from goruntime.mheap cimport mheap_t, pagecache_t
 from goruntime.sizeclasses cimport spanClassSizeclass, spanClassNoscan
+
+cdef enum:
+    SPAN_BUDGET = 100           # Go 1.15's spanBudget: unswept spans a cacheSpan may sweep
 
 cpdef enum MCentralMode:
     MCENTRAL_MUTEX = 0
@@ -37,12 +43,20 @@ ctypedef struct mcentral_t:
     int mode
     spanset_t partial[2]
     spanset_t full[2]
+    cacheline_t _sweep
+    uint64_t nfree              # atomic, by each sweep: objects freed (Go's nsmallfree)
 
 cdef void mcentral_init(mcentral_t* c, int spanclass, mheap_t* heap, int mode) noexcept nogil
 cdef void mcentral_destroy(mcentral_t* c) noexcept nogil
 cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil
 cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil
 cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp, bint* grew) noexcept nogil
+cdef bint mcentral_sweep(mcentral_t* c, mspan_t* s, bint preserve, int by) noexcept nogil
+
+
+cdef inline bint span_tryAcquire(mspan_t* s, uint32_t sg) noexcept nogil:
+    """Claims an unswept span for sweeping (sweepgen h-2 -> h-1), as Go's sweepers do."""
+    return load32(&s.sweepgen) == sg - 2 and cas32(&s.sweepgen, sg - 2, sg - 1)
 
 # The lists a view can read: Go 1.13's two, or Go 1.15's two sets (each with
 # both its swept and unswept halves).

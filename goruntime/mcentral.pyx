@@ -4,13 +4,14 @@
 # serves the "none" mcache mode, where every small object comes from here.
 from libc.stdlib cimport malloc
 from libc.string cimport memset
-from goruntime.sys cimport xadd64, GR_ASSERT, nanotime
+from libc.stdint cimport int64_t
+from goruntime.sys cimport xadd64, GR_ASSERT, nanotime, load32, store32
 from goruntime.trace cimport tracebuf_t, trace_current, trace_put, EV_GROW
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats,
-    SITE_CACHESPAN, SITE_UNCACHESPAN, SITE_GROW)
-from goruntime.mheap cimport mheap_alloc
+    SITE_CACHESPAN, SITE_UNCACHESPAN, SITE_GROW, SITE_SWEEP, SITE_FREESPAN)
+from goruntime.mheap cimport mheap_alloc, mheap_freeSpan, sweepspans_push, SWEEP_BY_CACHESPAN
 from goruntime.mspan cimport (list_insert, list_insertBack, list_remove, refillAllocCache,
-    nextFreeIndex, span_copy)
+    nextFreeIndex, span_copy, span_sweep_bits)
 from goruntime.mspanset cimport spanset_init, spanset_destroy, spanset_push, spanset_pop, spanset_len, spanset_at
 
 
@@ -47,29 +48,150 @@ cdef mspan_t* _grow(mcentral_t* c, pagecache_t* pc) noexcept nogil:
     return s
 
 
-cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
-    """A span with at least one free object, for an mcache; NULL if out of memory.
+cdef bint mcentral_sweep(mcentral_t* c, mspan_t* s, bint preserve, int by) noexcept nogil:
+    """Sweeps a small span the caller has claimed (sweepgen h-1): Go's
+    (*mspan).sweep and, for the mutex design, mcentral.freeSpan. Returns True
+    if the span had no object left and went back to the mheap.
 
-    The model sweeps every span while the world is stopped, so unlike Go there
-    is never an unswept span to sweep here: in the mutex design the first span
-    on nonempty has a free object and empty holds only full or cached spans;
-    in the spanset design only the swept sets hold spans between collections.
-    """
+    preserve (cacheSpan and the "none" mode, which hold the span to allocate
+    from it): the span stays where the caller put it, even empty. Otherwise it
+    is filed by what the sweep found: freed to the mheap when empty; in the
+    mutex design moved from empty to nonempty when it gained a free slot; in the
+    spanset design pushed on the swept set it now belongs to (Go 1.16: a stale
+    copy of it may remain in an unswept set; whoever pops that copy fails to
+    claim it and drops it)."""
+    cdef mheap_t* h = c.heap
+    cdef uint32_t sg = h.sweepgen
+    cdef uint32_t nfreed
+    cdef uint64_t t0 = nanotime()
+    GR_ASSERT(load32(&s.sweepgen) == sg - 1, "sweeping a span that was not claimed")
+    GR_ASSERT(s.spanclass == c.spanclass, "sweeping a span of another span class")
+    nfreed = span_sweep_bits(s)
+    if nfreed:
+        xadd64(&c.nfree, nfreed)
+    xadd64(&h.pages_swept, <int64_t>s.npages)
+    xadd64(&h.nswept[by], 1)
+    xadd64(&h.sweep_ns, <int64_t>(nanotime() - t0))
+    if not preserve and s.allocCount == 0:
+        if c.mode != MCENTRAL_SPANSET:
+            lock(&c.lock, SITE_SWEEP)
+            list_remove(s.list, s)
+            unlock(&c.lock)
+        store32(&s.sweepgen, sg)        # waiters in ensureSwept let go of it
+        mheap_freeSpan(h, s, SITE_FREESPAN)
+        return True
+    if preserve:
+        store32(&s.sweepgen, sg)
+    elif c.mode == MCENTRAL_SPANSET:
+        store32(&s.sweepgen, sg)
+        spanset_push(partialSwept(c, sg) if s.allocCount < s.nelems else fullSwept(c, sg), s)
+    elif nfreed and s.allocCount < s.nelems:
+        lock(&c.lock, SITE_SWEEP)
+        if s.list == &c.empty:
+            list_remove(&c.empty, s)
+            list_insert(&c.nonempty, s)
+        store32(&s.sweepgen, sg)
+        unlock(&c.lock)
+    else:
+        store32(&s.sweepgen, sg)
+    sweepspans_push(h, s)
+    return False
+
+
+cdef mspan_t* _spanset_find(mcentral_t* c, uint32_t sg) noexcept nogil:
+    """Go 1.16's cacheSpan search: a swept span with a free slot, else unswept
+    ones swept on the way (at most SPAN_BUDGET of them, which bounds the time an
+    allocation spends sweeping, and the space a fresh span wastes, to about 1%);
+    NULL if the caller must grow."""
+    cdef mspan_t* s = spanset_pop(partialSwept(c, sg))
+    cdef int budget = SPAN_BUDGET
+    if s != NULL:
+        return s
+    while budget >= 0:
+        s = spanset_pop(partialUnswept(c, sg))
+        if s == NULL:
+            break
+        budget -= 1
+        if span_tryAcquire(s, sg):
+            mcentral_sweep(c, s, True, SWEEP_BY_CACHESPAN)
+            return s
+        # A stale copy: its span was swept where it lay (ensureSwept), and filed.
+    while budget >= 0:
+        s = spanset_pop(fullUnswept(c, sg))
+        if s == NULL:
+            break
+        budget -= 1
+        if span_tryAcquire(s, sg):
+            mcentral_sweep(c, s, True, SWEEP_BY_CACHESPAN)
+            if s.allocCount < s.nelems:
+                return s
+            spanset_push(fullSwept(c, sg), s)
+    return NULL
+
+
+cdef mspan_t* _mutex_find(mcentral_t* c, uint32_t sg) noexcept nogil:
+    """Go 1.13's cacheSpan search, c.lock held: a span with a free slot, moved
+    to empty (where a cached span stays), swept first if it was not. Returns
+    with the lock released if it found one, held if not. An unswept span is
+    claimed under the lock and swept after it is dropped, as Go does."""
     cdef mspan_t* s
+    cdef uint32_t spg
+    cdef bint retry = True
+    while retry:
+        retry = False
+        s = c.nonempty.first
+        while s != NULL:
+            spg = load32(&s.sweepgen)
+            if spg == sg - 2 and span_tryAcquire(s, sg):
+                list_remove(&c.nonempty, s)
+                list_insertBack(&c.empty, s)
+                unlock(&c.lock)
+                mcentral_sweep(c, s, True, SWEEP_BY_CACHESPAN)
+                return s
+            if spg == sg - 2 or spg == sg - 1:
+                s = s.next          # another sweeper has it
+                continue
+            list_remove(&c.nonempty, s)
+            list_insertBack(&c.empty, s)
+            unlock(&c.lock)
+            return s
+        s = c.empty.first
+        while s != NULL:
+            spg = load32(&s.sweepgen)
+            if spg == sg - 2 and span_tryAcquire(s, sg):
+                list_remove(&c.empty, s)
+                list_insertBack(&c.empty, s)
+                unlock(&c.lock)
+                mcentral_sweep(c, s, True, SWEEP_BY_CACHESPAN)
+                if s.allocCount < s.nelems:
+                    return s
+                lock(&c.lock, SITE_CACHESPAN)
+                retry = True
+                break
+            if spg == sg - 2 or spg == sg - 1:
+                s = s.next
+                continue
+            # Swept and full (or cached): so is every span after it, swept
+            # spans being put at the back.
+            break
+    return NULL
+
+
+cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
+    """A swept span with at least one free object, for an mcache; NULL if out of
+    memory. The caller has paid its sweep credit (deductSweepCredit)."""
+    cdef mspan_t* s
+    cdef uint32_t sg = c.heap.sweepgen
     if c.mode == MCENTRAL_SPANSET:
-        s = spanset_pop(partialSwept(c, c.heap.sweepgen))
+        s = _spanset_find(c, sg)
         if s == NULL:
             s = _grow(c, pc)
             if s == NULL:
                 return NULL
     else:
         lock(&c.lock, SITE_CACHESPAN)
-        s = c.nonempty.first
-        if s != NULL:
-            list_remove(&c.nonempty, s)
-            list_insertBack(&c.empty, s)
-            unlock(&c.lock)
-        else:
+        s = _mutex_find(c, sg)
+        if s == NULL:
             unlock(&c.lock)
             s = _grow(c, pc)
             if s == NULL:
@@ -77,7 +199,7 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
             lock(&c.lock, SITE_GROW)
             list_insertBack(&c.empty, s)
             unlock(&c.lock)
-    GR_ASSERT(s.sweepgen == c.heap.sweepgen, "cacheSpan found an unswept span outside a collection")
+    GR_ASSERT(load32(&s.sweepgen) == sg, "cacheSpan returns an unswept span")
     # Go's havespan: the cache window starts at freeindex.
     refillAllocCache(s, s.freeindex >> 6)
     s.allocCache >>= s.freeindex & 63
@@ -85,8 +207,13 @@ cdef mspan_t* mcentral_cacheSpan(mcentral_t* c, pagecache_t* pc) noexcept nogil:
 
 
 cdef void mcentral_uncacheSpan(mcentral_t* c, mspan_t* s) noexcept nogil:
-    """Takes a span back from an mcache (releaseAll, or a Go 1.15 refill)."""
+    """Takes a span back from an mcache (releaseAll, or a Go 1.16 refill).
+
+    Every mcache is flushed before sweepgen advances (with the world stopped),
+    so a span comes back swept (h+3), never stale (h+1) as it may in Go."""
     GR_ASSERT(s.allocCount <= s.nelems, "allocCount exceeds nelems")
+    GR_ASSERT(load32(&s.sweepgen) == c.heap.sweepgen + 3, "uncaching a span that is not cached")
+    store32(&s.sweepgen, c.heap.sweepgen)
     if c.mode == MCENTRAL_SPANSET:
         if s.allocCount < s.nelems:
             spanset_push(partialSwept(c, c.heap.sweepgen), s)
@@ -111,8 +238,9 @@ cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp
     per-P cache); 0 if out of memory. *sp is its span."""
     cdef mspan_t* s
     cdef uintptr_t x
+    cdef uint32_t sg = c.heap.sweepgen
     if c.mode == MCENTRAL_SPANSET:
-        s = spanset_pop(partialSwept(c, c.heap.sweepgen))
+        s = _spanset_find(c, sg)
         if s == NULL:
             s = _grow(c, pc)
             if s == NULL:
@@ -120,25 +248,33 @@ cdef uintptr_t mcentral_allocObject(mcentral_t* c, pagecache_t* pc, mspan_t** sp
             grew[0] = True
         x = _take(s)
         if s.allocCount < s.nelems:
-            spanset_push(partialSwept(c, c.heap.sweepgen), s)
+            spanset_push(partialSwept(c, sg), s)
         else:
-            spanset_push(fullSwept(c, c.heap.sweepgen), s)
-    else:
-        lock(&c.lock, SITE_CACHESPAN)
-        s = c.nonempty.first
-        if s == NULL:
+            spanset_push(fullSwept(c, sg), s)
+        sp[0] = s
+        return x
+    lock(&c.lock, SITE_CACHESPAN)
+    s = c.nonempty.first
+    if s == NULL or load32(&s.sweepgen) != sg:
+        # Unswept spans first, as cacheSpan does; the span found is now at the back of
+        # empty and swept, and goes back to nonempty unless the object fills it.
+        s = _mutex_find(c, sg)
+        if s != NULL:
+            lock(&c.lock, SITE_CACHESPAN)
+            list_remove(&c.empty, s)
+        else:
             unlock(&c.lock)
             s = _grow(c, pc)
             if s == NULL:
                 return 0
             grew[0] = True
             lock(&c.lock, SITE_GROW)
-            list_insert(&c.nonempty, s)
-        x = _take(s)
-        if s.allocCount == s.nelems:
-            list_remove(&c.nonempty, s)
-            list_insertBack(&c.empty, s)
-        unlock(&c.lock)
+        list_insert(&c.nonempty, s)
+    x = _take(s)
+    if s.allocCount == s.nelems:
+        list_remove(&c.nonempty, s)
+        list_insertBack(&c.empty, s)
+    unlock(&c.lock)
     sp[0] = s
     return x
 

@@ -13,6 +13,8 @@
 from goruntime.runtime2 cimport p_t, runtime_t
 
 cdef void gcStart(runtime_t* rt, p_t* mine) noexcept nogil
+cdef void gcSweepAll(runtime_t* rt) noexcept nogil
+cdef void* bgsweep(void* arg) noexcept nogil
 cdef bint gcTryStart(runtime_t* rt, p_t* mine) noexcept nogil
 cdef void flushallmcaches(runtime_t* rt) noexcept nogil
 cdef void set_heap_goal(runtime_t* rt) noexcept nogil

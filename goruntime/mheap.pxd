@@ -23,6 +23,7 @@ from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.sys cimport loadp, cacheline_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
+from goruntime.mspanset cimport spanset_t
 from goruntime.sizeclasses cimport sizeclasses_t, spanClassSizeclass, PAGE_SHIFT, PAGE_SIZE
 
 cdef enum:
@@ -32,6 +33,18 @@ cdef enum:
     MAX_REGIONS = 1024          # 64 GiB of arenas at least
     HEAP_ADDR_BITS = 48         # Go's heapAddrBits on amd64 and arm64
     ARENA_INDEX_LEN = 1 << (HEAP_ADDR_BITS - ARENA_SHIFT)   # 4 Mi arenas
+
+# Who swept a span (MemStats' SweptBy): Go counts its background and
+# stop-the-world sweeps (sweep.nbgsweep, npausesweep); the model counts each kind.
+cpdef enum SweptBy:
+    SWEEP_BY_CACHESPAN = 0      # lazily, by the refill about to cache it
+    SWEEP_BY_BACKGROUND = 1     # the background sweeper M
+    SWEEP_BY_CREDIT = 2         # proportional sweeping (deductSweepCredit)
+    SWEEP_BY_RECLAIM = 3        # the mheap, before it grows
+    SWEEP_BY_ENSURE = 4         # free/read/write of an object in it (ensureSwept)
+    SWEEP_BY_STW = 5            # with the world stopped: finishsweep_m, or sweep="stw"
+    SWEEP_BY_GC_CALL = 6        # Runtime.gc(), which returns once the sweep is done
+    SWEEP_BY_COUNT = 7
 
 # A region is one reservation: one arena, or several contiguous arenas for an
 # object larger than an arena.
@@ -85,6 +98,32 @@ ctypedef struct mheap_t:
     # Every refill adds to it, most of them after a span allocation that has
     # just brought this line over: one line moves between the Ms, not two.
     uint64_t heap_live          # atomic: bytes of spans given to mcaches, plus large objects (Go's heap_live)
+    # The sweep of the current cycle (Go 1.13's mheap_ fields of the same names;
+    # mgcsweep.pyx). Written by every sweeper, one span at a time.
+    cacheline_t _sweep_line
+    uint32_t sweepdone          # atomic: no span is left to sweep this cycle
+    uint32_t sweep_central      # atomic: spanset design, the first span class that may hold unswept spans
+    uint64_t pages_swept        # atomic: pages swept this cycle
+    # Set with the world stopped, when the cycle starts (gcPaceSweeper):
+    # proportional sweeping keeps pages_swept >= sweep_pages_per_byte *
+    # (heap_live - sweep_heap_live_basis).
+    double sweep_pages_per_byte
+    uint64_t sweep_heap_live_basis
+    uint64_t large_frees        # atomic: large objects swept away
+    uint64_t sweep_ns           # atomic: time spent sweeping, by every sweeper
+    uint64_t nswept[SWEEP_BY_COUNT]     # atomic: spans swept, by who swept them
+    # Go 1.13's sweepSpans: every in-use span, in two lock-free sets that swap
+    # roles each cycle: [sweepgen/2 % 2] holds the swept ones, the other the
+    # unswept ones, which the background sweeper drains. In the spanset design
+    # the unswept spans are in the mcentrals' sets, and these hold large spans only.
+    spanset_t sweepSpans[2]
+    bint sweepspans_small       # small spans go on sweepSpans too (the mutex design)
+    uint32_t sweepspans_lost    # a push failed (out of memory): finish the sweep by walking the heap
+    # The sweeper's reclaim (mgcsweep.reclaim), called before the heap grows
+    # while a sweep is under way, and the mcentrals it sweeps (mcentral_t**):
+    # untyped, since the sweeper and the mcentral import this module.
+    void (*reclaim)(void* h, size_t npages) noexcept nogil
+    void** central
     cacheline_t _cold
     mspanlist_t large           # in-use large-object spans
     size_t search_hint[MAX_REGIONS]     # per region: no free page below this index (under the lock)
@@ -100,6 +139,16 @@ cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexc
 cdef void mheap_destroy(mheap_t* h) noexcept nogil
 cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pagecache_t* pc) noexcept nogil
 cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil
+cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil
+cdef void sweepspans_push(mheap_t* h, mspan_t* s) noexcept nogil
+
+
+cdef inline spanset_t* sweptSpans(mheap_t* h) noexcept nogil:
+    return &h.sweepSpans[(h.sweepgen // 2) % 2]
+
+
+cdef inline spanset_t* unsweptSpans(mheap_t* h) noexcept nogil:
+    return &h.sweepSpans[1 - (h.sweepgen // 2) % 2]
 cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil
 
 

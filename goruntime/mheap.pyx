@@ -7,8 +7,7 @@
 # runtime/mpagealloc.go: find, alloc, free (_find_run, _set_pages);
 # runtime/mpagecache.go: (*pageCache).alloc, flush and (*pageAlloc).allocToCache
 # (_alloc_from_pagecache, pagecache_flush, _refill_pagecache).
-# Go's freeSpan (taking the lock itself) has no twin: the sweeper frees a whole
-# batch of spans under one acquisition (mgc._free_spans). MHeap is the Python
+# freeSpan (mheap_freeSpan), and Go 1.13's sweepSpans (sweepspans_push). MHeap is the Python
 # view; its reserve() (prefaulted arenas for benchmarks) and
 # fail_reservations() (fault injection) have no Go counterpart.
 from libc.stdlib cimport calloc, free
@@ -16,8 +15,9 @@ from libc.string cimport memset
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
-    storep, xadd64, store_release32, GR_ASSERT)
+    storep, xadd64, store32, load32, store_release32, GR_ASSERT)
 from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
+from goruntime.mspanset cimport spanset_init, spanset_destroy, spanset_push
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, spanview_t, span_copy, make_span)
 
@@ -33,8 +33,13 @@ cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexc
     h.arenas = <heapregion_t**>index
     h.sc = sc
     h.max_bytes = max_bytes
-    h.sweepgen = 2
+    # Not 2: a span structure being recycled is zeroed for a moment, and a
+    # sweeper holding a stale pointer to it must never see 0 as h-2 (unswept).
+    h.sweepgen = 4
+    h.sweepdone = 1
     h.emptyspan.state = SPAN_DEAD
+    spanset_init(&h.sweepSpans[0])
+    spanset_init(&h.sweepSpans[1])
     return 0
 
 
@@ -70,6 +75,8 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil:
     if h.arenas != NULL:
         munmap(h.arenas, ARENA_INDEX_LEN * sizeof(heapregion_t*))
         h.arenas = NULL
+    spanset_destroy(&h.sweepSpans[0])
+    spanset_destroy(&h.sweepSpans[1])
     mutex_destroy(&h.lock)
 
 
@@ -246,7 +253,7 @@ cdef void _init_span(mheap_t* h, mspan_t* s, uintptr_t base, size_t npages, int 
 cdef void _publish(mheap_t* h, heapregion_t* r, mspan_t* s) noexcept nogil:
     """Makes s findable by spanOf and counts it in use; s owns its pages."""
     cdef size_t i, start = (s.startAddr - r.base) // PAGE_SIZE
-    s.sweepgen = h.sweepgen
+    store32(&s.sweepgen, h.sweepgen)
     s.state = SPAN_INUSE
     for i in range(start, start + s.npages):
         storep(<void**>&r.spans[i], s)
@@ -296,6 +303,7 @@ cdef mspan_t* _alloc_from_pagecache(mheap_t* h, size_t npages, int spanclass, pa
     r = regionOf(h, s.startAddr)
     _publish(h, r, s)
     xadd64(&h.pcache_allocs, 1)
+    sweepspans_push(h, s)
     return s
 
 
@@ -351,6 +359,9 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pa
     cdef uint32_t k
     cdef mspan_t* s
     cdef int attempt
+    if h.reclaim != NULL and not load32(&h.sweepdone):
+        # Sweep first: spans freed by this cycle's sweep may hold the pages.
+        h.reclaim(h, npages)
     if pc != NULL and h.pagecache and npages < PAGE_CACHE_PAGES // 4:
         s = _alloc_from_pagecache(h, npages, spanclass, pc)
         if s != NULL:
@@ -388,7 +399,18 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pa
     if spanClassSizeclass(spanclass) == 0:
         list_insert(&h.large, s)
     unlock(&h.lock)
+    sweepspans_push(h, s)
     return s
+
+
+cdef void sweepspans_push(mheap_t* h, mspan_t* s) noexcept nogil:
+    """Puts a swept in-use span on this cycle's swept sweepSpans set, for the
+    next cycle's sweepers (Go 1.13 does it in allocSpan and after each sweep).
+    No lock may be held: the set's spine lock is never nested in another."""
+    if not h.sweepspans_small and spanClassSizeclass(s.spanclass) != 0:
+        return
+    if spanset_push(sweptSpans(h), s) != 0:
+        store32(&h.sweepspans_lost, 1)
 
 
 cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
@@ -411,6 +433,12 @@ cdef void mheap_freeSpanLocked(mheap_t* h, mspan_t* s) noexcept nogil:
     # The structure and its bitmap block go back together (span_alloc_bits).
     s.next = h.spanfree
     h.spanfree = s
+
+
+cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil:
+    lock(&h.lock, site)
+    mheap_freeSpanLocked(h, s)
+    unlock(&h.lock)
 
 
 cdef class MHeap:

@@ -67,6 +67,7 @@ ctypedef mspanlist mspanlist_t
 cdef int span_alloc_bits(mspan_t* s) noexcept nogil
 cdef void span_free_bits(mspan_t* s) noexcept nogil
 cdef uint32_t span_count_alloc(mspan_t* s) noexcept nogil
+cdef uint32_t span_sweep_bits(mspan_t* s) noexcept nogil
 
 # A span's fields copied out in C, under whatever keeps it still (a lock, the
 # world stopped), so that the Python view is built afterwards: no Python code

@@ -7,7 +7,8 @@
 # taken by span_copy.
 from libc.stdlib cimport free
 from libc.string cimport memset
-from goruntime.sys cimport alloc_aligned, popcount64, CACHE_LINE
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from goruntime.sys cimport alloc_aligned, popcount64, CACHE_LINE, GR_ASSERT
 from goruntime.sizeclasses cimport TINY_SPAN_CLASS, PAGE_SIZE, spanClassSizeclass, spanClassNoscan
 
 
@@ -63,6 +64,106 @@ cdef void span_free_bits(mspan_t* s) noexcept nogil:
     s.allocBits = s.gcmarkBits = s.freedBits = NULL
     s.tinyObjs = NULL
     s.tinyFreed = NULL
+
+
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* A 16 B tiny block dies only when every object packed into it is dead: its
+     * freed marks equal its start marks (the low 16 bits of its tinyObjs word).
+     * The mask of the dead ones among n <= 64 blocks: eight at a time with SSE2
+     * (every x86-64 has it), one at a time elsewhere and for the tail. */
+    static inline uint64_t gr_tiny_dead(const uint32_t *o, const uint16_t *f, uint32_t n) {
+        uint64_t dead = 0;
+        uint32_t j = 0;
+    #if defined(__SSE2__)
+        const __m128i low = _mm_set1_epi32(0xFFFF), zero = _mm_setzero_si128();
+        for (; j + 8 <= n; j += 8) {
+            __m128i o0 = _mm_loadu_si128((const __m128i *)(o + j));
+            __m128i o1 = _mm_loadu_si128((const __m128i *)(o + j + 4));
+            __m128i ff = _mm_loadu_si128((const __m128i *)(f + j));
+            __m128i d0 = _mm_andnot_si128(_mm_cmpeq_epi32(o0, zero),
+                                          _mm_cmpeq_epi32(_mm_and_si128(o0, low), _mm_unpacklo_epi16(ff, zero)));
+            __m128i d1 = _mm_andnot_si128(_mm_cmpeq_epi32(o1, zero),
+                                          _mm_cmpeq_epi32(_mm_and_si128(o1, low), _mm_unpackhi_epi16(ff, zero)));
+            uint64_t m = (uint64_t)_mm_movemask_ps(_mm_castsi128_ps(d0))
+                       | ((uint64_t)_mm_movemask_ps(_mm_castsi128_ps(d1)) << 4);
+            dead |= m << j;
+        }
+    #endif
+        for (; j < n; j++)
+            dead |= (uint64_t)((o[j] != 0) & ((o[j] & 0xFFFF) == f[j])) << j;
+        return dead;
+    }
+    /* Sets the dead blocks' bits in freedBits and clears their marks. */
+    static inline void gr_sweep_tiny_blocks(uint32_t *objs, uint16_t *freed, uint64_t *freedBits,
+                                            uint32_t nelems) {
+        for (uint32_t base = 0; base < nelems; base += 64) {
+            uint32_t n = nelems - base < 64 ? nelems - base : 64;
+            uint32_t *o = objs + base;
+            uint16_t *f = freed + base;
+            uint64_t dead = gr_tiny_dead(o, f, n);
+            if (dead == 0)
+                continue;
+            freedBits[base >> 6] |= dead;
+            if (dead == (n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1))) {
+                memset(o, 0, n * sizeof(uint32_t));
+                memset(f, 0, n * sizeof(uint16_t));
+                continue;
+            }
+            for (uint32_t j = 0; j < n; j++) {
+                uint32_t keep = (uint32_t)0 - (uint32_t)(((dead >> j) & 1) ^ 1);
+                o[j] &= keep;
+                f[j] &= (uint16_t)keep;
+            }
+        }
+    }
+    """
+    void sweep_tiny_blocks "gr_sweep_tiny_blocks"(uint32_t* objs, uint16_t* freed, uint64_t* freedBits,
+                                                  uint32_t nelems) noexcept nogil
+
+
+cdef inline uint64_t _below(uint32_t freeindex, uint32_t word) noexcept nogil:
+    """Mask of the slots of bitmap word `word` that lie below freeindex."""
+    cdef uint32_t lo = word * 64
+    if freeindex >= lo + 64:
+        return ~(<uint64_t>0)
+    if freeindex <= lo:
+        return 0
+    return ((<uint64_t>1) << (freeindex - lo)) - 1
+
+
+cdef uint32_t span_sweep_bits(mspan_t* s) noexcept nogil:
+    """The bitmap half of Go's mspan.sweep for a small span: the new allocBits are
+    the allocated slots less the freed ones (the model's gcmarkBits), freedBits
+    starts over, and the allocation state is rewound to slot 0. Returns how many
+    objects it freed. The caller owns the span (it claimed it: sweepgen h-1, or
+    the world is stopped) and stores its sweepgen afterwards."""
+    cdef uint32_t w, i, nfreed = 0, count = 0
+    cdef uint64_t allocated
+    cdef uint64_t* tmp
+    GR_ASSERT(s.state == SPAN_INUSE, "sweeping a span that is not in use")
+    if s.tinyObjs != NULL:
+        sweep_tiny_blocks(s.tinyObjs, s.tinyFreed, s.freedBits, s.nelems)
+    for w in range(s.nwords):
+        allocated = s.allocBits[w] | _below(s.freeindex, w)
+        s.gcmarkBits[w] = allocated & ~s.freedBits[w]
+        nfreed += popcount64(allocated & s.freedBits[w])
+        count += popcount64(s.gcmarkBits[w])
+        s.freedBits[w] = 0
+    tmp = s.allocBits
+    s.allocBits = s.gcmarkBits
+    s.gcmarkBits = tmp
+    memset(s.gcmarkBits, 0, s.nwords * 8)
+    GR_ASSERT(count <= s.nelems, "a swept span holds more objects than slots")
+    s.freeindex = 0
+    s.allocCount = count
+    refillAllocCache(s, 0)
+    if nfreed:
+        s.needzero = 1
+    return nfreed
 
 
 cdef uint32_t span_count_alloc(mspan_t* s) noexcept nogil:

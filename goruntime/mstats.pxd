@@ -1,6 +1,7 @@
 # mstats: MemStats (runtime/mstats.go). See mstats.pyx.
 from libc.stdint cimport uint8_t, uint16_t, uint64_t, uintptr_t
 from goruntime.runtime2 cimport runtime_t, NUM_PAUSES
+from goruntime.mheap cimport SWEEP_BY_COUNT
 from goruntime.sizeclasses cimport MAX_SIZE_CLASSES
 
 # What memstats_read copies with the world stopped; memstats_dict turns it into
@@ -35,6 +36,8 @@ ctypedef struct memstats_t:
     uint64_t numgc
     uint64_t pause_total_ns
     uint64_t pause_ns[NUM_PAUSES]
+    uint64_t sweep_ns
+    uint64_t nswept[SWEEP_BY_COUNT]
 
 cdef void memstats_read(runtime_t* rt, memstats_t* st) noexcept nogil
 cdef dict memstats_dict(runtime_t* rt, memstats_t* st)

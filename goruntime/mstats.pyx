@@ -12,10 +12,10 @@
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
-from goruntime.sys cimport popcount64, load64
+from goruntime.sys cimport popcount64, load32, load64
 from goruntime.mspan cimport mspan_t, mspanlist_t
-from goruntime.mheap cimport mheap_t, heapregion_t, ARENA_BYTES
-from goruntime.mcentral cimport mcentral_t, MCENTRAL_SPANSET
+from goruntime.mheap cimport mheap_t, heapregion_t, ARENA_BYTES, SWEEP_BY_COUNT
+from goruntime.mcentral cimport mcentral_t, MCENTRAL_SPANSET, partialUnswept
 from goruntime.sizeclasses cimport spanClassSizeclass
 from goruntime.mspanset cimport spanset_t, spanset_len, spanset_at
 from goruntime.runtime2 cimport p_t, num_mcaches, mcache_holder
@@ -36,10 +36,17 @@ cdef void _count_list(mspanlist_t* l, uint64_t* pages, uint64_t* alloc, uint64_t
         s = s.next
 
 
-cdef void _count_set(spanset_t* st, uint64_t* pages, uint64_t* alloc, uint64_t* objects) noexcept nogil:
+cdef void _count_set(spanset_t* st, bint unswept, uint32_t sg, uint64_t* pages, uint64_t* alloc,
+                     uint64_t* objects) noexcept nogil:
+    """Counts a span set's spans. An unswept set may also hold stale copies of
+    spans swept where they lay and filed elsewhere (mcentral_sweep): those are
+    counted where they are filed."""
     cdef uint64_t i
+    cdef mspan_t* s
     for i in range(spanset_len(st)):
-        _count_span(spanset_at(st, i), pages, alloc, objects)
+        s = spanset_at(st, i)
+        if not unswept or load32(&s.sweepgen) == sg - 2:
+            _count_span(s, pages, alloc, objects)
 
 
 cdef void memstats_read(runtime_t* rt, memstats_t* st) noexcept nogil:
@@ -51,6 +58,7 @@ cdef void memstats_read(runtime_t* rt, memstats_t* st) noexcept nogil:
     cdef heapregion_t* r
     cdef mcentral_t* c
     cdef p_t* pp
+    cdef bint unswept
     memset(st, 0, sizeof(memstats_t))
     flushallmcaches(rt)
     for spc in range(2, rt.sc.num_classes * 2):
@@ -58,9 +66,11 @@ cdef void memstats_read(runtime_t* rt, memstats_t* st) noexcept nogil:
         _count_list(&c.nonempty, &st.pages, &st.alloc, &st.objects)
         _count_list(&c.empty, &st.pages, &st.alloc, &st.objects)
         for k in range(2):
-            _count_set(&c.partial[k], &st.pages, &st.alloc, &st.objects)
-            _count_set(&c.full[k], &st.pages, &st.alloc, &st.objects)
+            unswept = &c.partial[k] == partialUnswept(c, h.sweepgen)
+            _count_set(&c.partial[k], unswept, h.sweepgen, &st.pages, &st.alloc, &st.objects)
+            _count_set(&c.full[k], unswept, h.sweepgen, &st.pages, &st.alloc, &st.objects)
         st.grows += c.ngrow
+        st.frees[spanClassSizeclass(spc)] += load64(&c.nfree)
     _count_list(&h.large, &st.pages, &st.alloc, &st.objects)
     for k in range(h.nregions):
         r = &h.regions[k]
@@ -78,9 +88,10 @@ cdef void memstats_read(runtime_t* rt, memstats_t* st) noexcept nogil:
         st.large += pp.mcache.large_allocs
         st.large_bytes += pp.mcache.large_bytes
         st.refills += pp.mcache.refills
-    for sc in range(1, rt.sc.num_classes):
-        st.frees[sc] = rt.nfree[sc]
-    st.large_frees = rt.large_frees
+    st.large_frees = load64(&h.large_frees)
+    st.sweep_ns = load64(&h.sweep_ns)
+    for i in range(SWEEP_BY_COUNT):
+        st.nswept[i] = load64(&h.nswept[i])
     st.heap_sys = h.heap_sys
     st.nspans_inuse = h.nspans_inuse
     st.nspans_alloc = h.nspans_alloc
@@ -146,6 +157,10 @@ cdef dict memstats_dict(runtime_t* rt, memstats_t* st):
         "LargeAllocs": st.large,
         "LargeFrees": st.large_frees,
         "HeapLive": st.heap_live,
+        # Sweeping, outside the pauses since sweep="concurrent": its time, and
+        # who swept how many spans (Go reports GC CPU time apart from pauses).
+        "SweepTotalNs": st.sweep_ns,
+        "SweptBy": {name: st.nswept[i] for i, name in enumerate(SWEPT_BY_NAMES)},
     }
 
 
@@ -205,6 +220,9 @@ cdef void heapmap_free(heapmap_t* m) noexcept nogil:
     memset(m, 0, sizeof(heapmap_t))
 
 
+# MemStats' SweptBy keys, in mheap.SweptBy order.
+SWEPT_BY_NAMES = ("cacheSpan", "background", "proportional", "reclaim", "ensureSwept",
+                  "stop-the-world", "gc()")
 PLACE_NAMES = ("free", "page cache", "mcache", "nonempty", "empty", "partial", "full", "large")
 
 

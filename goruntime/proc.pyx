@@ -79,6 +79,7 @@ cdef int sched_init(runtime_t* rt) noexcept nogil:
     mutex_init(&rt.sched.lock)
     pthread_cond_init(&rt.sched.pidle_cond, NULL)
     pthread_cond_init(&rt.sched.stop_cond, NULL)
+    pthread_cond_init(&rt.sched.sweep_cond, NULL)
     pthread_mutex_init(&rt.sched.gc_sema, NULL)
     # Idle list in id order, P0 on top.
     for i in range(rt.gomaxprocs - 1, -1, -1):
@@ -95,6 +96,7 @@ cdef int sched_init(runtime_t* rt) noexcept nogil:
 cdef void sched_destroy(runtime_t* rt) noexcept nogil:
     pthread_cond_destroy(&rt.sched.pidle_cond)
     pthread_cond_destroy(&rt.sched.stop_cond)
+    pthread_cond_destroy(&rt.sched.sweep_cond)
     pthread_mutex_destroy(&rt.sched.gc_sema)
     mutex_destroy(&rt.sched.lock)
 
@@ -134,6 +136,29 @@ cdef bint try_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
         mp.slice_start = nanotime()
         _trace_p_taken(mp)
     return ok
+
+
+cdef bint bgsweep_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
+    """For the background sweeper: waits until the sweep has work and a P is idle,
+    and takes that P; False once the runtime is closed. It never queues for a P
+    (an M waiting would make the running ones hand theirs over): releasep and
+    startTheWorld wake it. bgsweep_running is set with the P taken, under the
+    lock, so that Runtime.gc() can wait for its last span (gcSweepAll)."""
+    lock(&rt.sched.lock, SITE_ACQUIREP)
+    while not rt.sched.closed and (rt.sched.gcwaiting or load32(&rt.heap.sweepdone)
+                                   or rt.sched.pidle == NULL):
+        rt.sched.bgsweep_parked = True
+        cond_wait(&rt.sched.sweep_cond, &rt.sched.lock, SITE_ACQUIREP)
+    rt.sched.bgsweep_parked = False
+    if rt.sched.closed:
+        unlock(&rt.sched.lock)
+        return False
+    _take_idle(rt, mp)
+    store32(&rt.sched.bgsweep_running, 1)
+    unlock(&rt.sched.lock)
+    mp.slice_start = nanotime()
+    _trace_p_taken(mp)
+    return True
 
 
 cdef bint _retake(runtime_t* rt, m_t* mp) noexcept nogil:
@@ -215,6 +240,8 @@ cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil:
         rt.sched.pidle = pp
         rt.sched.npidle += 1
         pthread_cond_signal(&rt.sched.pidle_cond)
+        if rt.sched.bgsweep_parked and not load32(&rt.heap.sweepdone):
+            pthread_cond_signal(&rt.sched.sweep_cond)
     unlock(&rt.sched.lock)
     mp.p = NULL
 
@@ -357,6 +384,8 @@ cdef void startTheWorld(runtime_t* rt, p_t* mine) noexcept nogil:
         rt.sched.npidle += 1
     store32(&rt.sched.gcwaiting, 0)
     pthread_cond_broadcast(&rt.sched.pidle_cond)
+    if rt.sched.bgsweep_parked and not load32(&rt.heap.sweepdone):
+        pthread_cond_signal(&rt.sched.sweep_cond)     # a new sweep, or an idle P
     unlock(&rt.sched.lock)
 
 
@@ -407,6 +436,7 @@ cdef void sched_close(runtime_t* rt) noexcept nogil:
             rt.sched.stopwait -= 1
         rt.sched.npidle = 0
     pthread_cond_broadcast(&rt.sched.pidle_cond)
+    pthread_cond_broadcast(&rt.sched.sweep_cond)
     _steal_syscall_ps(rt, NULL)
     while rt.sched.stopwait > 0:
         cond_wait(&rt.sched.stop_cond, &rt.sched.lock, SITE_STW)

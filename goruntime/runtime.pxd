@@ -16,6 +16,7 @@ cdef class Runtime:
     cdef bint _closed             # close() was called (see the closed property for forks)
     cdef bint _ready              # every structure allocated and initialised
     cdef uint64_t serial          # unique per Runtime in the process: a thread's proc() binding names it
+    cdef object _bgsweep          # the background sweeper's M (proc.M), with sweep="concurrent"
     cdef object __weakref__
 
     cdef bint _usable(self) noexcept
@@ -24,6 +25,7 @@ cdef class Runtime:
     cdef void _leave(self, m_t* mp) noexcept
     cdef int _extent(self, uintptr_t addr, size_t want) noexcept
     cdef void _release_heap(self) noexcept
+    cdef void _join_bgsweep(self) noexcept
     cdef int _stopped(self, stopped_fn fn, void* arg) except -1
     cdef int _trace_start(self, uint32_t per_buf) except -1
     cdef object _trace_stop(self)

@@ -46,19 +46,20 @@ from goruntime.mspan cimport spanview_t, make_span
 from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, mcentral_snapshot, make_MCentral,
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
 from goruntime.mcache cimport mcache_init, make_MCache
-from goruntime.runtime2 cimport (MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED, num_mcaches,
-    mcache_holder)
+from goruntime.runtime2 cimport (MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED,
+    SWEEP_CONCURRENT, SWEEP_STW, num_mcaches, mcache_holder)
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_closed, sched_stats, stopTheWorld,
-    startTheWorld, make_P, fork_generation)
-from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
+    startTheWorld, make_P, fork_generation, M)
+from goruntime.mgc cimport gcStart, gcTryStart, gcSweepAll, bgsweep, set_heap_goal, verify_heap
+from goruntime.mgcsweep cimport reclaim
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport (memstats_t, memstats_read, memstats_dict, heapmap_t, heapmap_fill,
     heapmap_free, heapmap_object)
 from goruntime.workload cimport run_kernel
 from goruntime.workload import run_config
 from goruntime.trace cimport trace_t, trace_new, trace_free, trace_snapshot, trace_events, trace_copy_free, tracecopy_t
-from goruntime.trace import TraceResult
+from goruntime.trace import TraceResult, BGSWEEP_TRACK
 from goruntime.lock import SITE_NAMES, sum_lockstats
 from goruntime.errors import GoRuntimeError
 from goruntime.sizeclasses import normalize_version
@@ -120,17 +121,21 @@ MCACHE_MODES = tuple(_MCACHE_MODE)
 # per-P mcache locks ("locked" mode) and the shared cache's lock ("shared" mode).
 LOCK_CLASSES = ("mcentral", "mheap", "sched", "mcache", "sharedcache")
 MCENTRAL_MODES = tuple(_MCENTRAL_MODE)
+# Go's sweep, concurrent with the Ms, or all of it with the world stopped.
+cdef dict _SWEEP_MODE = {"concurrent": SWEEP_CONCURRENT, "stw": SWEEP_STW}
+SWEEP_MODES = tuple(_SWEEP_MODE)
 
 # True in a `make debug` build: the model checks its invariants (GR_ASSERT in
 # sys.h) and aborts on the first broken one. Never benchmark such a build.
 ASSERTIONS = bool(assertions_enabled())
 
 
-def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False):
+def check_modes(mcache="lockfree", mcentral="mutex", pagecache=False, sweep="concurrent"):
     """Raises ValueError (TypeError for a value of the wrong type) naming a mode that does not exist."""
     check_choice("mcache", mcache, MCACHE_MODES)
     check_choice("mcentral", mcentral, MCENTRAL_MODES)
     check_bool("pagecache", pagecache)
+    check_choice("sweep", sweep, SWEEP_MODES)
 
 # Requests this large could not be mapped even as one reservation.
 cdef long long MAX_REQUEST = (<long long>1) << 46
@@ -433,7 +438,7 @@ cdef class Runtime:
     """
 
     def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None,
-                  mcache="lockfree", mcentral="mutex", pagecache=False):
+                  mcache="lockfree", mcentral="mutex", pagecache=False, sweep="concurrent"):
         global _last_serial
         self.rt = NULL
         self._closed = True
@@ -449,9 +454,9 @@ cdef class Runtime:
             gogc = check_int("gogc", gogc, 0, 2**31 - 1)
         if max_heap is not None:
             max_heap = check_int("max_heap", max_heap, 1, 2**62)
-        check_modes(mcache, mcentral, pagecache)
+        check_modes(mcache, mcentral, pagecache, sweep)
         pagecache = check_bool("pagecache", pagecache)
-        self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
+        self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache, "sweep": sweep}
         self.sizeclasses = SizeClasses(version)
         self.heap = MHeap.__new__(MHeap)
         # C memory; a failure part-way leaves every pointer NULL or owned, for __dealloc__.
@@ -463,6 +468,7 @@ cdef class Runtime:
         rt.gomaxprocs = gomaxprocs
         rt.gogc = -1 if gogc is None else gogc
         rt.mcache_mode = _MCACHE_MODE[mcache]
+        rt.sweep_mode = _SWEEP_MODE[sweep]
         rt.heap = <mheap_t*>alloc_aligned(sizeof(mheap_t))
         if rt.heap == NULL:
             raise MemoryError("cannot allocate the mheap")
@@ -472,6 +478,10 @@ cdef class Runtime:
             rt.heap = NULL
             raise MemoryError("cannot map the mheap's arena index")
         rt.heap.pagecache = pagecache
+        rt.heap.sweepspans_small = mcentral == "mutex"
+        rt.heap.central = <void**>rt.central
+        if sweep == "concurrent":
+            rt.heap.reclaim = reclaim
         self.heap.h = rt.heap
         for spc in range(rt.sc.num_classes * 2):
             rt.central[spc] = <mcentral_t*>alloc_aligned(sizeof(mcentral_t))
@@ -495,6 +505,13 @@ cdef class Runtime:
             mcache_init(&rt.shared.mcache, rt.central, rt.heap, &rt.shared.pcache)
         sched_init(rt)
         set_heap_goal(rt)
+        if sweep == "concurrent":
+            self._bgsweep = M(BGSWEEP_TRACK)
+            if (<M>self._bgsweep).start(rt, bgsweep, NULL) != 0:
+                self._bgsweep = None
+                sched_close(rt)
+                sched_destroy(rt)
+                raise GoRuntimeError("cannot start the background sweeper")
         _last_serial += 1
         self.serial = _last_serial
         _RUNTIMES[self.serial] = self
@@ -512,6 +529,7 @@ cdef class Runtime:
         if self._ready and not self._closed and not forked:
             with nogil:
                 sched_close(rt)
+        self._join_bgsweep()
         self._closed = True
         self._release_heap()
         if self._ready and not forked:
@@ -689,7 +707,7 @@ cdef class Runtime:
         self._check_call()
         if a != 0:
             mp = self._enter(&scratch)
-            err = free_object(self.rt, a)
+            err = free_object(self.rt, &mp.p.mcache, a)
             self._leave(mp)
         if err == FREE_DOUBLE_FREE:
             raise GoRuntimeError(f"double free of {addr:#x}")
@@ -758,8 +776,12 @@ cdef class Runtime:
     # -- the world stopped ---------------------------------------------------
 
     def gc(self):
-        """A full stop-the-world collection: flush every mcache, sweep every span."""
+        """A full collection, as Go's runtime.GC: the world stops for the snapshot
+        (and, with sweep="stw", the whole sweep); then this thread sweeps what is
+        left, so that every span is swept when it returns."""
         cdef bint done = False
+        cdef m_t scratch
+        cdef m_t* mp
         self._check_call()
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
@@ -769,6 +791,11 @@ cdef class Runtime:
             pthread_mutex_unlock(&self.rt.sched.gc_sema)
         if not done:
             raise GoRuntimeError("runtime closed")
+        if self.rt.sweep_mode == SWEEP_CONCURRENT:
+            mp = self._enter(&scratch)
+            with nogil:
+                gcSweepAll(self.rt)
+            self._leave(mp)
 
     def memstats(self):
         """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats).
@@ -1008,7 +1035,17 @@ cdef class Runtime:
         self._closed = True
         with nogil:
             sched_close(self.rt)
+        self._join_bgsweep()
         self._release_heap()
+
+    cdef void _join_bgsweep(self) noexcept:
+        """Waits for the background sweeper, which leaves once the scheduler is
+        closed (in a fork's child it does not exist: nothing to wait for)."""
+        cdef M m = self._bgsweep
+        if m is not None:
+            with nogil:
+                m.join()
+            self._bgsweep = None
 
     def __enter__(self):
         self._check_call()

@@ -30,6 +30,10 @@ cpdef enum MCacheMode:
     MCACHE_NONE = 2
     MCACHE_SHARED = 3
 
+cpdef enum SweepMode:
+    SWEEP_CONCURRENT = 0    # Go's: the stop-the-world advances sweepgen, the Ms sweep lazily
+    SWEEP_STW = 1           # the comparison mode: the whole sweep with the world stopped
+
 cdef enum:
     NUM_PAUSES = 256    # Go's MemStats.PauseNs ring
 
@@ -114,6 +118,9 @@ ctypedef struct sched_t:
     uint64_t p_waits
     uint64_t p_wait_ns
     uint64_t retakes            # Ps taken from Python threads between calls
+    pthread_cond_t sweep_cond   # the background sweeper, waiting for work and an idle P
+    bint bgsweep_parked         # it waits on sweep_cond
+    uint32_t bgsweep_running    # atomic: it holds a P
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
     uint64_t forkgen            # proc.fork_generation() when the runtime was made
 
@@ -131,6 +138,7 @@ cdef struct runtime:
     trace_t* trace              # NULL unless rt.trace() records: Ms starting now attach
     trace_t* traces_done        # finished traces (Ms may still write to them), freed last
     int mcache_mode
+    int sweep_mode
     const sizeclasses_t* sc
     # GC pacing (Go's gcController, reduced to GOGC)
     int gogc                    # -1: off
@@ -144,9 +152,6 @@ cdef struct runtime:
     uint64_t pause_total_ns
     uint64_t pause_ns[NUM_PAUSES]
     uint64_t last_gc_ns
-    # counted by the sweeper with the world stopped
-    uint64_t nfree[MAX_SIZE_CLASSES]
-    uint64_t large_frees
 
 ctypedef runtime runtime_t
 

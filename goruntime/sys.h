@@ -125,5 +125,8 @@ static inline uint64_t gr_xadd64(uint64_t *p, int64_t v) { return __atomic_add_f
 static inline int gr_cas64(uint64_t *p, uint64_t old, uint64_t new_) {
     return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
+static inline int gr_cas32(uint32_t *p, uint32_t old, uint32_t new_) {
+    return __atomic_compare_exchange_n(p, &old, new_, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 
 #endif

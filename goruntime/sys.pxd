@@ -46,6 +46,7 @@ cdef extern from "sys.h" nogil:
     uint32_t xadd32 "gr_xadd32"(uint32_t* p, int32_t v) noexcept
     uint64_t xadd64 "gr_xadd64"(uint64_t* p, int64_t v) noexcept
     bint cas64 "gr_cas64"(uint64_t* p, uint64_t old, uint64_t new) noexcept
+    bint cas32 "gr_cas32"(uint32_t* p, uint32_t old, uint32_t new) noexcept
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:

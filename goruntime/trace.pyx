@@ -124,10 +124,11 @@ cdef void trace_copy_free(tracecopy_t* c) noexcept nogil:
 # -- Perfetto ---------------------------------------------------------------------------------
 
 SLICE_NAMES = {EV_P: "holding a P", EV_REFILL: "refill (cacheSpan)", EV_GROW: "grow (mcentral from mheap)",
-               EV_LARGE: "large object (mheap)", EV_STW: "stop the world", EV_SWEEP: "flush mcaches + sweep",
+               EV_LARGE: "large object (mheap)", EV_STW: "stop the world", EV_SWEEP: "finish sweep + flush mcaches + snapshot",
                EV_GC: "GC (world stopped)"}
 COUNTERS = ("HeapAlloc", "HeapInuse", "NumGC")
 GC_TRACK = -1                   # the M id of the collections' events
+BGSWEEP_TRACK = -2              # the background sweeper's M (mgc.bgsweep)
 _SEQ = 7
 
 
@@ -197,9 +198,12 @@ class TraceResult:
         mids = sorted({e[0] for e in self.events if e[0] >= 0})
         uuids = {mid: 1000 + mid for mid in mids}
         uuids[GC_TRACK] = 999
+        uuids[BGSWEEP_TRACK] = 998
         for mid in mids:
             descriptor(uuids[mid], f"M{mid}")
         descriptor(uuids[GC_TRACK], "GC")
+        if any(e[0] == BGSWEEP_TRACK for e in self.events):
+            descriptor(uuids[BGSWEEP_TRACK], "background sweeper")
         counter_uuid = {name: 900 + i for i, name in enumerate(COUNTERS)}
         for name, uuid in counter_uuid.items():
             descriptor(uuid, name, counter=True)

@@ -57,7 +57,7 @@ cdef inline bint _drop(runtime_t* rt, m_t* mp, liveobj_t* o) noexcept nogil:
         mp.error_expect = o.tag
         mp.error_found = found
         return False
-    if free_object(rt, o.addr) != FREE_OK:
+    if free_object(rt, &mp.p.mcache, o.addr) != FREE_OK:
         mp.error = KERNEL_FREE
         mp.error_addr = o.addr
         return False

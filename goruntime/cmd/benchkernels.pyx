@@ -479,7 +479,7 @@ cdef void* _batch_main(void* arg) noexcept nogil:
         if w.error:
             break
         for i in range(n):
-            if free_object(rt, w.objs[i]) != FREE_OK:
+            if free_object(rt, &mp.p.mcache, w.objs[i]) != FREE_OK:
                 w.error = 2
                 break
         objects += n
