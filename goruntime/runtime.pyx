@@ -60,6 +60,7 @@ from goruntime.workload cimport run_kernel
 from goruntime.workload import run_config
 from goruntime.trace cimport trace_t, trace_new, trace_free, trace_snapshot, trace_events, trace_copy_free, tracecopy_t
 from goruntime.trace import TraceResult, BGSWEEP_TRACK
+from goruntime.lock cimport mutex_stats
 from goruntime.lock import SITE_NAMES, sum_lockstats
 from goruntime.errors import GoRuntimeError
 from goruntime.sizeclasses import normalize_version
@@ -901,6 +902,8 @@ cdef class Runtime:
     cdef dict _lock_names(self):
         """Each runtime mutex's address -> (lock class, name), for the trace's lock waits."""
         names = {<uintptr_t>&self.rt.heap.lock: ("mheap", "mheap"),
+                 <uintptr_t>&self.rt.heap.sweepSpans[0].spineLock: ("mheap", "mheap.sweepSpans[0]"),
+                 <uintptr_t>&self.rt.heap.sweepSpans[1].spineLock: ("mheap", "mheap.sweepSpans[1]"),
                  <uintptr_t>&self.rt.sched.lock: ("sched", "sched")}
         cdef int spc, i
         for spc in range(2, self.rt.sc.num_classes * 2):
@@ -965,7 +968,11 @@ cdef class Runtime:
         per_mcache = {p.id: p.mcache.lockstats() for p in self.ps}
         shared = self.shared_mcache
         return {
-            "mheap": self.heap.lockstats(),
+            # The heap lock, and the spine locks of its sweepSpans sets (Go 1.13's
+            # gcSweepBuf.spineLock), taken when a set grows a block or empties one.
+            "mheap": sum_lockstats([self.heap.lockstats(),
+                                    mutex_stats(&self.rt.heap.sweepSpans[0].spineLock),
+                                    mutex_stats(&self.rt.heap.sweepSpans[1].spineLock)]),
             "sched": sched_stats(self.rt),
             "mcentral": sum_lockstats(per_central.values()),
             "mcentrals": per_central,

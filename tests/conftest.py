@@ -197,10 +197,12 @@ def wait_until(cond, timeout=30.0, what=None, poll=0.001):
 
 
 def consistent(rt, st=None):
-    """Ps released, locks free (gc and verify complete), MemStats invariants, and
-    after a gc HeapObjects equal to what a Stress's slots still hold."""
-    assert [p.status.name for p in rt.ps] == ["P_IDLE"] * rt.gomaxprocs
+    """Locks free and Ps released (gc and verify complete; a gc returns once the
+    background sweeper has given its P back too, and it takes none after it),
+    MemStats invariants, and after a gc HeapObjects equal to what a Stress's
+    slots still hold."""
     finishes(rt.gc)
+    assert [p.status.name for p in rt.ps] == ["P_IDLE"] * rt.gomaxprocs
     finishes(rt.verify)
     ms = rt.memstats()
     assert_memstats_invariants(ms, rt)
