@@ -47,11 +47,11 @@ from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, mc
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
 from goruntime.mcache cimport mcache_init, make_MCache
 from goruntime.runtime2 cimport (MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED, num_mcaches,
-    mcache_holder)
+    mcache_holder, GCTRACE_OFF, GCTRACE_GO113, GCTRACE_GO119)
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_closed, sched_stats, stopTheWorld,
     startTheWorld, make_P, fork_generation)
-from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap
+from goruntime.mgc cimport gcStart, gcTryStart, set_heap_goal, verify_heap, gcwork_init
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport (memstats_t, memstats_read, memstats_dict, heapmap_t, heapmap_fill,
     heapmap_free, heapmap_object)
@@ -429,11 +429,13 @@ cdef class Runtime:
 
     gomaxprocs Ps each own an mcache; mcentrals (one per span class) and the
     mheap are shared. gogc=None turns the GC trigger off; max_heap caps HeapSys
-    in bytes (whole 64 MiB arenas).
+    in bytes (whole 64 MiB arenas). gctrace=True prints Go's GODEBUG=gctrace=1
+    line for each collection to the process's stderr (fd 2), in the format of
+    the size-class table's Go version.
     """
 
     def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None,
-                  mcache="lockfree", mcentral="mutex", pagecache=False):
+                  mcache="lockfree", mcentral="mutex", pagecache=False, gctrace=False):
         global _last_serial
         self.rt = NULL
         self._closed = True
@@ -451,6 +453,7 @@ cdef class Runtime:
             max_heap = check_int("max_heap", max_heap, 1, 2**62)
         check_modes(mcache, mcentral, pagecache)
         pagecache = check_bool("pagecache", pagecache)
+        gctrace = check_bool("gctrace", gctrace)
         self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
         self.sizeclasses = SizeClasses(version)
         self.heap = MHeap.__new__(MHeap)
@@ -495,6 +498,8 @@ cdef class Runtime:
             mcache_init(&rt.shared.mcache, rt.central, rt.heap, &rt.shared.pcache)
         sched_init(rt)
         set_heap_goal(rt)
+        gcwork_init(rt, GCTRACE_OFF if not gctrace else
+                    GCTRACE_GO119 if version == "go1.19" else GCTRACE_GO113)
         _last_serial += 1
         self.serial = _last_serial
         _RUNTIMES[self.serial] = self
@@ -764,7 +769,7 @@ cdef class Runtime:
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
             if not sched_closed(self.rt):
-                gcStart(self.rt, NULL)
+                gcStart(self.rt, NULL, True)      # forced, as runtime.GC()
                 done = True
             pthread_mutex_unlock(&self.rt.sched.gc_sema)
         if not done:
@@ -989,6 +994,10 @@ cdef class Runtime:
     @property
     def gogc(self):
         return None if self.rt.gogc < 0 else self.rt.gogc
+
+    @property
+    def gctrace(self):
+        return self.rt.gctrace != GCTRACE_OFF
 
     def close(self):
         """Releases the heap. Takes every P for good first: calls in progress on
