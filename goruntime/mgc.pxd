@@ -9,13 +9,20 @@
 # is gcStart behind a trylock of gc_sema (Go's work.startSema): an M that
 # loses the race parks at its next safe point instead. verify_heap has no
 # counterpart: Go checks its invariants with throw where they are used; the
-# model also checks them all at once on demand (Runtime.verify).
+# model also checks them all at once on demand (Runtime.verify). gcStart keeps
+# each cycle's record (runtime2.pxd gcwork_t, Go's `work`) and, with
+# Runtime(gctrace=True), prints Go's GODEBUG=gctrace=1 line (gctrace_print:
+# gcMarkTermination's `if debug.gctrace > 0` block).
 from goruntime.runtime2 cimport p_t, runtime_t
 
-cdef void gcStart(runtime_t* rt, p_t* mine) noexcept nogil
+# forced: a user's collection (Runtime.gc, Go's gcTriggerCycle), not the heap trigger.
+cdef void gcStart(runtime_t* rt, p_t* mine, bint forced=*) noexcept nogil
 cdef void gcSweepAll(runtime_t* rt) noexcept nogil
 cdef void* bgsweep(void* arg) noexcept nogil
 cdef bint gcTryStart(runtime_t* rt, p_t* mine) noexcept nogil
 cdef void flushallmcaches(runtime_t* rt) noexcept nogil
 cdef void set_heap_goal(runtime_t* rt) noexcept nogil
 cdef tuple verify_heap(runtime_t* rt)
+cdef void gcwork_init(runtime_t* rt, int gctrace) noexcept nogil
+cdef int gctrace_line(runtime_t* rt, char* buf) noexcept nogil
+cdef void gctrace_print(runtime_t* rt) noexcept nogil

@@ -18,7 +18,7 @@ from goruntime.mcache cimport mcache_releaseAll
 from goruntime.proc cimport (stopTheWorld, startTheWorld, bgsweep_acquirep, releasep, safepoint,
     m_begin, m_end)
 from goruntime.runtime2 cimport (MIN_HEAP_GOAL, NUM_PAUSES, SWEEP_STW, m_t, num_mcaches,
-    mcache_holder)
+    mcache_holder, gcwork_t, GCTRACE_OFF, GCTRACE_GO119)
 from goruntime.trace cimport trace_put, EV_STW, EV_SWEEP, EV_GC, EV_COUNTERS
 
 
@@ -53,11 +53,10 @@ cdef uint64_t _live_heap(runtime_t* rt) noexcept nogil:
     return live - freed if live > freed else 0
 
 
-cdef void _gc_stopped(runtime_t* rt) noexcept nogil:
-    """Go's mark termination, reduced to its snapshot: the previous cycle's sweep
-    is finished, the mcaches flushed, the live heap taken, sweepgen advanced.
+cdef void _gcMarkTermination(runtime_t* rt) noexcept nogil:
+    """Go's mark termination, reduced to its snapshot, the world stopped: the
+    mcaches flushed, the live heap taken, the next goal set, sweepgen advanced.
     With sweep="stw" the whole sweep follows, the world still stopped."""
-    finishsweep_m(rt.heap)
     flushallmcaches(rt)
     rt.heap_marked = _live_heap(rt)
     store64(&rt.heap.heap_live, rt.heap_marked)
@@ -67,25 +66,57 @@ cdef void _gc_stopped(runtime_t* rt) noexcept nogil:
         finishsweep_m(rt.heap)
 
 
-cdef void gcStart(runtime_t* rt, p_t* mine) noexcept nogil:
-    """A full collection; the caller holds gc_sema and, if mine is not NULL, that P."""
-    cdef uint64_t t0 = nanotime(), stopped, pause
+cdef void gcStart(runtime_t* rt, p_t* mine, bint forced=False) noexcept nogil:
+    """A full collection; the caller holds gc_sema and, if mine is not NULL, that P.
+
+    The cycle's record (rt.work, Go's `work`) maps the model's one stop-the-world
+    onto Go's three phases, as gctrace reports them:
+      sweep termination  tSweepTerm .. tMark: stopping the world and finishing
+                         the last cycle's sweep (finishsweep_m: nothing, when
+                         proportional sweeping kept pace).
+      concurrent mark    tMark .. tMarkTerm: zero. Liveness is explicit
+                         (free()), so there is nothing to trace: the snapshot
+                         is the frees made so far.
+      mark termination   tMarkTerm .. tEnd: the rest of the pause
+                         (_gcMarkTermination: flush every mcache, take the live
+                         heap, set the next goal, advance sweepgen; with
+                         sweep="stw", sweep every span: Go's gcSweep in its
+                         blocking mode).
+    heap0 is heap_live as the cycle starts, heap1 with the world stopped, heap2
+    the live bytes of the snapshot (heap_marked)."""
+    cdef gcwork_t* w = &rt.work
+    w.userForced = forced
+    w.maxprocs = <uint32_t>rt.gomaxprocs
+    w.stwprocs = <uint32_t>(rt.gomaxprocs if rt.gomaxprocs < rt.ncpu else rt.ncpu)
+    w.heap_goal = rt.heap_goal
+    w.heap0 = load64(&rt.heap.heap_live)
+    w.tSweepTerm = nanotime()
     stopTheWorld(rt, mine)
-    stopped = nanotime()
-    _gc_stopped(rt)
-    pause = nanotime() - t0
-    rt.pause_ns[rt.numgc % NUM_PAUSES] = pause
-    rt.pause_total_ns += pause
+    finishsweep_m(rt.heap)
+    w.tMark = nanotime()
+    w.tMarkTerm = w.tMark
+    w.heap1 = load64(&rt.heap.heap_live)
+    _gcMarkTermination(rt)
+    w.heap2 = rt.heap_marked
+    w.tEnd = nanotime()
+    # Go's cycleCpu: a stopped world idles stwprocs CPUs for the whole pause.
+    w.totaltime += <uint64_t>w.stwprocs * (w.tEnd - w.tSweepTerm)
+    rt.pause_ns[rt.numgc % NUM_PAUSES] = w.tEnd - w.tSweepTerm
+    rt.pause_total_ns += w.tEnd - w.tSweepTerm
     rt.numgc += 1
-    rt.last_gc_ns = nanotime()
+    rt.last_gc_ns = w.tEnd
     if rt.trace != NULL:
         # One collection at a time (gc_sema): the GC buffer has one writer.
-        trace_put(&rt.trace.gc, EV_STW, t0, stopped, 0, 0)
-        trace_put(&rt.trace.gc, EV_SWEEP, stopped, rt.last_gc_ns, 0, 0)
-        trace_put(&rt.trace.gc, EV_GC, t0, rt.last_gc_ns, rt.numgc, 0)
-        trace_put(&rt.trace.gc, EV_COUNTERS, rt.last_gc_ns, rt.heap.pages_inuse * PAGE_SIZE,
+        trace_put(&rt.trace.gc, EV_STW, w.tSweepTerm, w.tMark, 0, 0)
+        trace_put(&rt.trace.gc, EV_SWEEP, w.tMarkTerm, w.tEnd, 0, 0)
+        trace_put(&rt.trace.gc, EV_GC, w.tSweepTerm, w.tEnd, rt.numgc, 0)
+        trace_put(&rt.trace.gc, EV_COUNTERS, w.tEnd, rt.heap.pages_inuse * PAGE_SIZE,
                   rt.heap_marked, rt.numgc)
     startTheWorld(rt, mine)
+    if rt.gctrace != GCTRACE_OFF:
+        # With the world running, before gc_sema is released: the next cycle
+        # cannot overwrite the record meanwhile (Go prints before worldsema).
+        gctrace_print(rt)
 
 
 cdef bint gcTryStart(runtime_t* rt, p_t* mine) noexcept nogil:
@@ -343,3 +374,158 @@ cdef tuple verify_heap(runtime_t* rt):
     if inuse_pages != h.pages_inuse:
         problems.append(f"{inuse_pages} pages are in spans but the heap counts {h.pages_inuse}")
     return problems, len(places)
+
+
+# -- gctrace: GODEBUG=gctrace=1 ----------------------------------------------
+# The line of Go's gcMarkTermination, formatted in C (no Python code runs in a
+# collection, which holds gc_sema and perhaps a P) and written to the process's
+# fd 2 with write(2), so that it reaches the real stderr whatever sys.stderr is.
+
+cdef extern from *:
+    """
+    #include <inttypes.h>
+    #include <stdio.h>
+    #include <errno.h>
+    #include <unistd.h>
+    #include <sched.h>
+    /* Go's itoaDiv: val / 10^dec with dec decimals. */
+    static void gr_itoa_div(char *buf, size_t n, uint64_t val, int dec) {
+        uint64_t p = 1;
+        for (int i = 0; i < dec; i++)
+            p *= 10;
+        if (dec == 0)
+            snprintf(buf, n, "%" PRIu64, val);
+        else
+            snprintf(buf, n, "%" PRIu64 ".%0*" PRIu64, val / p, dec, val % p);
+    }
+    /* Go's fmtNSAsMS: whole milliseconds from 10 ms up, else two significant
+     * digits of the microseconds, at most three decimals ("0" under 1 us). */
+    static void gr_fmt_ns_as_ms(char *buf, size_t n, uint64_t ns) {
+        uint64_t x;
+        int dec = 3;
+        if (ns >= 10000000) {
+            gr_itoa_div(buf, n, ns / 1000000, 0);
+            return;
+        }
+        x = ns / 1000;
+        if (x == 0) {
+            snprintf(buf, n, "0");
+            return;
+        }
+        for (; x >= 100; x /= 10)
+            dec--;
+        gr_itoa_div(buf, n, x, dec);
+    }
+    #define GR_GCTRACE_MAX 512
+    /* One gctrace line, newline included, into buf (GR_GCTRACE_MAX bytes);
+     * returns its length. clock: sweep termination, mark, mark termination;
+     * cpu: sweep termination, assist, background mark, idle mark, mark
+     * termination (ns). go119 adds stacks and globals (the model has neither). */
+    static int gr_gctrace_format(char *buf, uint32_t num, uint64_t since_ns, int util,
+                                 const uint64_t clock[3], const uint64_t cpu[5],
+                                 uint64_t heap0, uint64_t heap1, uint64_t heap2, uint64_t goal,
+                                 int go119, uint32_t procs, int forced) {
+        char at[32], c[3][24], u[5][24], extra[64];
+        int len;
+        gr_itoa_div(at, sizeof at, since_ns / 1000000, 3);
+        for (int i = 0; i < 3; i++)
+            gr_fmt_ns_as_ms(c[i], sizeof c[i], clock[i]);
+        for (int i = 0; i < 5; i++)
+            gr_fmt_ns_as_ms(u[i], sizeof u[i], cpu[i]);
+        extra[0] = 0;
+        if (go119)
+            snprintf(extra, sizeof extra, "%d MB stacks, %d MB globals, ", 0, 0);
+        len = snprintf(buf, GR_GCTRACE_MAX,
+                       "gc %" PRIu32 " @%ss %d%%: %s+%s+%s ms clock, %s+%s/%s/%s+%s ms cpu, "
+                       "%" PRIu64 "->%" PRIu64 "->%" PRIu64 " MB, %" PRIu64 " MB goal, %s%" PRIu32 " P%s\\n",
+                       num, at, util, c[0], c[1], c[2], u[0], u[1], u[2], u[3], u[4],
+                       heap0 >> 20, heap1 >> 20, heap2 >> 20, goal >> 20, extra, procs,
+                       forced ? " (forced)" : "");
+        return len < GR_GCTRACE_MAX ? len : GR_GCTRACE_MAX - 1;
+    }
+    /* All of buf to fd 2: one write(2) unless interrupted or short. */
+    static void gr_write_stderr(const char *buf, int len) {
+        while (len > 0) {
+            ssize_t k = write(2, buf, (size_t)len);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return;
+            buf += k;
+            len -= (int)k;
+        }
+    }
+    /* Go's ncpu: the CPUs this process may run on. */
+    static int gr_ncpu(void) {
+    #if defined(__linux__) && defined(CPU_COUNT)
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+            return CPU_COUNT(&set);
+    #endif
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (int)n : 1;
+    }
+    """
+    enum: GR_GCTRACE_MAX
+    int gctrace_format "gr_gctrace_format"(char* buf, uint32_t num, uint64_t since_ns, int util,
+                                           const uint64_t* clock, const uint64_t* cpu,
+                                           uint64_t heap0, uint64_t heap1, uint64_t heap2, uint64_t goal,
+                                           int go119, uint32_t procs, int forced) noexcept nogil
+    void write_stderr "gr_write_stderr"(const char* buf, int len) noexcept nogil
+    int gr_ncpu() noexcept nogil
+
+
+cdef void gcwork_init(runtime_t* rt, int gctrace) noexcept nogil:
+    """Called once as the Runtime is made: the GC's clock starts (Go's
+    runtimeInitTime), ncpu is read, gctrace (GCTRACE_*) chooses the line."""
+    rt.work.init_ns = nanotime()
+    rt.ncpu = gr_ncpu()
+    rt.gctrace = gctrace
+
+
+cdef int gctrace_line(runtime_t* rt, char* buf) noexcept nogil:
+    """The last collection's gctrace line (rt.work) into buf; its length.
+
+    As Go: the percent is the GC's CPU time since the Runtime was made over the
+    CPU time the Ps had (elapsed x gomaxprocs), truncated; each stop-the-world
+    phase's CPU is its wall time x stwprocs; the model's mark has no assists,
+    no background workers and no idle workers, so those three are 0."""
+    cdef gcwork_t* w = &rt.work
+    cdef uint64_t clock[3]
+    cdef uint64_t cpu[5]
+    cdef uint64_t avail = (w.tEnd - w.init_ns) * <uint64_t>rt.gomaxprocs
+    cdef int util = <int>(100.0 * w.totaltime / avail) if avail else 0
+    clock[0] = w.tMark - w.tSweepTerm
+    clock[1] = w.tMarkTerm - w.tMark
+    clock[2] = w.tEnd - w.tMarkTerm
+    cpu[0] = clock[0] * w.stwprocs
+    cpu[1] = 0
+    cpu[2] = 0
+    cpu[3] = 0
+    cpu[4] = clock[2] * w.stwprocs
+    return gctrace_format(buf, rt.numgc, w.tSweepTerm - w.init_ns, util, clock, cpu,
+                          w.heap0, w.heap1, w.heap2, w.heap_goal, rt.gctrace == GCTRACE_GO119,
+                          w.maxprocs, w.userForced)
+
+
+cdef void gctrace_print(runtime_t* rt) noexcept nogil:
+    """Writes the last collection's gctrace line to fd 2, in one write(2)."""
+    cdef char buf[GR_GCTRACE_MAX]
+    write_stderr(buf, gctrace_line(rt, buf))
+
+
+def format_gctrace(*, num, since_ns, util, clock, cpu, heap, goal, procs, go119=False, forced=False):
+    """The gctrace line these figures make (ns; heap: (heap0, heap1, heap2) bytes),
+    without its newline: the C formatter, for tests."""
+    cdef char buf[GR_GCTRACE_MAX]
+    cdef uint64_t c[3]
+    cdef uint64_t u[5]
+    cdef int i, n
+    for i in range(3):
+        c[i] = clock[i]
+    for i in range(5):
+        u[i] = cpu[i]
+    n = gctrace_format(buf, num, since_ns, util, c, u, heap[0], heap[1], heap[2], goal,
+                       bool(go119), procs, bool(forced))
+    return buf[:n].decode()[:-1]
+

@@ -47,11 +47,11 @@ from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, mc
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
 from goruntime.mcache cimport mcache_init, make_MCache
 from goruntime.runtime2 cimport (MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MCACHE_SHARED,
-    SWEEP_CONCURRENT, SWEEP_STW, num_mcaches, mcache_holder)
+    SWEEP_CONCURRENT, SWEEP_STW, num_mcaches, mcache_holder, GCTRACE_OFF, GCTRACE_GO113, GCTRACE_GO119)
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_closed, sched_stats, stopTheWorld,
     startTheWorld, make_P, fork_generation, M)
-from goruntime.mgc cimport gcStart, gcTryStart, gcSweepAll, bgsweep, set_heap_goal, verify_heap
+from goruntime.mgc cimport gcStart, gcTryStart, gcSweepAll, bgsweep, set_heap_goal, verify_heap, gcwork_init
 from goruntime.mgcsweep cimport reclaim
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport (memstats_t, memstats_read, memstats_dict, heapmap_t, heapmap_fill,
@@ -435,11 +435,14 @@ cdef class Runtime:
 
     gomaxprocs Ps each own an mcache; mcentrals (one per span class) and the
     mheap are shared. gogc=None turns the GC trigger off; max_heap caps HeapSys
-    in bytes (whole 64 MiB arenas).
+    in bytes (whole 64 MiB arenas). gctrace=True prints Go's GODEBUG=gctrace=1
+    line for each collection to the process's stderr (fd 2), in the format of
+    the size-class table's Go version.
     """
 
     def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None,
-                  mcache="lockfree", mcentral="mutex", pagecache=False, sweep="concurrent"):
+                  mcache="lockfree", mcentral="mutex", pagecache=False, sweep="concurrent",
+                  gctrace=False):
         global _last_serial
         self.rt = NULL
         self._closed = True
@@ -457,6 +460,7 @@ cdef class Runtime:
             max_heap = check_int("max_heap", max_heap, 1, 2**62)
         check_modes(mcache, mcentral, pagecache, sweep)
         pagecache = check_bool("pagecache", pagecache)
+        gctrace = check_bool("gctrace", gctrace)
         self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache, "sweep": sweep}
         self.sizeclasses = SizeClasses(version)
         self.heap = MHeap.__new__(MHeap)
@@ -506,6 +510,8 @@ cdef class Runtime:
             mcache_init(&rt.shared.mcache, rt.central, rt.heap, &rt.shared.pcache)
         sched_init(rt)
         set_heap_goal(rt)
+        gcwork_init(rt, GCTRACE_OFF if not gctrace else
+                    GCTRACE_GO119 if version == "go1.19" else GCTRACE_GO113)
         if sweep == "concurrent":
             self._bgsweep = M(BGSWEEP_TRACK)
             if (<M>self._bgsweep).start(rt, bgsweep, NULL) != 0:
@@ -787,7 +793,7 @@ cdef class Runtime:
         with nogil:
             pthread_mutex_lock(&self.rt.sched.gc_sema)
             if not sched_closed(self.rt):
-                gcStart(self.rt, NULL)
+                gcStart(self.rt, NULL, True)      # forced, as runtime.GC()
                 done = True
             pthread_mutex_unlock(&self.rt.sched.gc_sema)
         if not done:
@@ -1023,6 +1029,10 @@ cdef class Runtime:
     @property
     def gogc(self):
         return None if self.rt.gogc < 0 else self.rt.gogc
+
+    @property
+    def gctrace(self):
+        return self.rt.gctrace != GCTRACE_OFF
 
     def close(self):
         """Releases the heap. Takes every P for good first: calls in progress on

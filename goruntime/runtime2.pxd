@@ -124,6 +124,32 @@ ctypedef struct sched_t:
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
     uint64_t forkgen            # proc.fork_generation() when the runtime was made
 
+# One collection's record (Go's `work` in runtime/mgc.go): what the cycle
+# measured, written by gcStart under gc_sema (one collection at a time) and read
+# by gctrace once the world runs again. The model has one stop-the-world per
+# cycle; gcStart maps it onto Go's three phases (see mgc.pyx, gcStart):
+#   sweep termination  tSweepTerm .. tMark: stopping the world (nothing is left
+#                      unswept between collections, so that is all it does)
+#   concurrent mark    tMark .. tMarkTerm: 0, liveness is explicit (free())
+#   mark termination   tMarkTerm .. tEnd: the rest of the pause (flush the
+#                      mcaches, advance sweepgen, sweep, set the next goal)
+# A sweep that runs outside the pause adds its time to totaltime, and may
+# move tMark to the sweepgen flip.
+ctypedef struct gcwork_t:
+    uint64_t init_ns            # nanotime when the Runtime was made (Go's runtimeInitTime)
+    uint64_t tSweepTerm         # nanotime: the cycle starts stopping the world
+    uint64_t tMark              # sweep termination done
+    uint64_t tMarkTerm          # mark termination starts
+    uint64_t tEnd               # the pause ends (before the world restarts)
+    uint64_t heap0              # heap_live when the cycle started
+    uint64_t heap1              # heap_live at the end of the mark (the world stopped)
+    uint64_t heap2              # heap_marked: live bytes after the cycle
+    uint64_t heap_goal          # the goal this cycle ran against (Go's lastHeapGoal)
+    uint64_t totaltime          # GC CPU ns since init_ns (Go's work.totaltime)
+    uint32_t stwprocs           # min(gomaxprocs, ncpu): CPUs a stopped world idles
+    uint32_t maxprocs           # gomaxprocs
+    bint userForced             # rt.gc(), not the heap trigger
+
 cdef struct runtime:
     sched_t sched
     # Read on every allocation and free; written when the Runtime is made
@@ -152,8 +178,18 @@ cdef struct runtime:
     uint64_t pause_total_ns
     uint64_t pause_ns[NUM_PAUSES]
     uint64_t last_gc_ns
+    # The current (or last) collection's record, and GODEBUG=gctrace=1
+    # (mgc.pyx: gcwork_init, gctrace_print).
+    gcwork_t work
+    int ncpu                    # CPUs this process may run on (Go's ncpu)
+    int gctrace                 # GCTRACE_OFF, GCTRACE_GO113 or GCTRACE_GO119: the line's format
 
 ctypedef runtime runtime_t
+
+cdef enum:
+    GCTRACE_OFF = 0
+    GCTRACE_GO113 = 1
+    GCTRACE_GO119 = 2       # adds ", 0 MB stacks, 0 MB globals"
 
 cdef enum:
     MIN_HEAP_GOAL = 4 << 20

@@ -19,7 +19,7 @@ cpdef enum TraceEvent:
     EV_LARGE = 3        # a large object from the mheap (arg: bytes)
     EV_LOCKWAIT = 4     # waited for a contended lock (arg: the mutex's address, arg2: call site)
     EV_STW = 5          # stopping the world
-    EV_SWEEP = 6        # with the world stopped: finishing the sweep, flushing the mcaches, the snapshot
+    EV_SWEEP = 6        # mark termination: the mcaches flushed, the snapshot, sweepgen advanced
     EV_GC = 7           # a whole collection, stop to start (arg: its number)
     EV_COUNTERS = 8     # at a collection's end: arg HeapAlloc, end HeapInuse, arg2 NumGC
 

@@ -124,7 +124,7 @@ cdef void trace_copy_free(tracecopy_t* c) noexcept nogil:
 # -- Perfetto ---------------------------------------------------------------------------------
 
 SLICE_NAMES = {EV_P: "holding a P", EV_REFILL: "refill (cacheSpan)", EV_GROW: "grow (mcentral from mheap)",
-               EV_LARGE: "large object (mheap)", EV_STW: "stop the world", EV_SWEEP: "finish sweep + flush mcaches + snapshot",
+               EV_LARGE: "large object (mheap)", EV_STW: "stop the world", EV_SWEEP: "mark termination",
                EV_GC: "GC (world stopped)"}
 COUNTERS = ("HeapAlloc", "HeapInuse", "NumGC")
 GC_TRACK = -1                   # the M id of the collections' events

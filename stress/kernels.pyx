@@ -246,7 +246,7 @@ cdef inline bint _drop(stress_t* cfg, slot_t* sl, m_t* mp, liveobj_t* o) noexcep
         _fail(cfg, sl, KERNEL_TAG, o, found, 0)
         return False
     _write_tag(o.addr, o.size, POISON)
-    r = free_object(cfg.rt, o.addr)
+    r = free_object(cfg.rt, &mp.p.mcache, o.addr)
     if r != FREE_OK:
         _fail(cfg, sl, KERNEL_FREE, o, 0, r)
         return False

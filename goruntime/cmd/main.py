@@ -16,8 +16,10 @@ def cmd_run(args):
     from goruntime.cmd.report import format_run, path_shares
 
     interrupted = None
-    bar, tick = run_progress("goruntime run", args.duration if args.ops is None else None)
-    with Runtime(**runtime_kwargs(args)) as rt, bar:
+    # With --gctrace the collections' lines are the progress: no live bar between them.
+    bar, tick = run_progress("goruntime run", args.duration if args.ops is None else None,
+                             enabled=not args.gctrace)
+    with Runtime(**runtime_kwargs(args), gctrace=args.gctrace) as rt, bar:
         try:
             if args.trace:
                 with rt.trace(args.trace) as recording:
@@ -64,6 +66,9 @@ def parser():
     run.add_argument("--trace", metavar="FILE", default=None,
                      help="record a timeline of every M (P held, refills, grows, large objects, lock "
                           "waits, stop-the-world, sweep) as a Perfetto trace for ui.perfetto.dev")
+    run.add_argument("--gctrace", action="store_true",
+                     help="print a line per collection to stderr, in the format of Go's GODEBUG=gctrace=1 "
+                          "for the size-class table's Go version")
     run.set_defaults(func=cmd_run)
     sc = sub.add_parser("sizeclasses", help="print a size-class table like Go's sizeclasses.go",
                         description="Prints a size-class table in the form of Go's sizeclasses.go.")
