@@ -88,6 +88,8 @@ SITE_NAMES = {
     SITE_PCACHE: "runtime.(*pageAlloc).allocToCache",
     SITE_OTHER: "runtime.lock",
     SITE_SHARED: "runtime.(*sharedcache).lock",
+    # Go 1.15's spanSet.spineLock (Go 1.13's gcSweepBuf has the same one).
+    SITE_SPINE: "runtime.(*spanSet).spineLock",
 }
 
 

@@ -5,7 +5,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from goruntime.sys cimport (load64, xadd64, xadd32, cas64, loadp, storep, cpu_relax, store64,
     alloc_aligned)
-from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, SITE_OTHER
+from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, SITE_SPINE
 
 cdef struct retired:
     retired* next
@@ -38,7 +38,7 @@ cdef spansetblock_t* _block(spanset_t* b, uint64_t top) noexcept nogil:
     if top < load64(&b.spineLen):
         spine = <spansetblock_t**>loadp(<void**>&b.spine)
         return <spansetblock_t*>loadp(<void**>&spine[top])
-    lock(&b.spineLock, SITE_OTHER)
+    lock(&b.spineLock, SITE_SPINE)
     n = b.spineLen
     while n <= top:
         if n == b.spineCap:
@@ -110,7 +110,7 @@ cdef mspan_t* spanset_pop(spanset_t* b) noexcept nogil:
         # slot is cleared in the current spine, under the spine lock: a push growing
         # the spine copies the slots under that lock, so clearing the spine loaded
         # above could leave the block in a newer spine, and reset would free it twice.
-        lock(&b.spineLock, SITE_OTHER)
+        lock(&b.spineLock, SITE_SPINE)
         storep(<void**>&b.spine[head // SPANSET_BLOCK_ENTRIES], NULL)
         unlock(&b.spineLock)
         free(block)

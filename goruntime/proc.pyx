@@ -6,7 +6,7 @@ from goruntime.sys cimport (pthread_cond_init, pthread_cond_destroy, pthread_con
     pthread_cond_broadcast, pthread_mutex_init, pthread_mutex_destroy, pthread_create,
     pthread_join, pthread_mutex_lock, pthread_mutex_unlock, pthread_t, load32, store32, load64,
     store64, cas64, alloc_aligned, thread_cputime, GR_ASSERT, load_relaxed32, load_acquire32,
-    store_relaxed32, xadd32, cpu_relax, loadp, storep)
+    store_relaxed32, xadd32, cpu_relax, loadp, storep, sched_yield)
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, cond_wait, mutex_stats,
     thread_lock_wait_ns, SITE_ACQUIREP, SITE_RELEASEP, SITE_STW)
 from goruntime.mcache cimport make_MCache
@@ -159,6 +159,18 @@ cdef bint bgsweep_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     mp.slice_start = nanotime()
     _trace_p_taken(mp)
     return True
+
+
+cdef void bgsweep_wait_parked(runtime_t* rt) noexcept nogil:
+    """Returns once a new background sweeper waits for work: the Runtime is then
+    quiet (the sweeper's start takes the scheduler lock no later than this)."""
+    cdef bint parked = False
+    while not parked:
+        lock(&rt.sched.lock, SITE_ACQUIREP)
+        parked = rt.sched.bgsweep_parked
+        unlock(&rt.sched.lock)
+        if not parked:
+            sched_yield()
 
 
 cdef bint _retake(runtime_t* rt, m_t* mp) noexcept nogil:

@@ -50,7 +50,7 @@ from goruntime.runtime2 cimport (MCACHE_LOCKFREE, MCACHE_LOCKED, MCACHE_NONE, MC
     SWEEP_CONCURRENT, SWEEP_STW, num_mcaches, mcache_holder, GCTRACE_OFF, GCTRACE_GO113, GCTRACE_GO119)
 from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, releasep,
     exitsyscall_fast, entersyscall, sched_close, sched_closed, sched_stats, stopTheWorld,
-    startTheWorld, make_P, fork_generation, M)
+    startTheWorld, make_P, fork_generation, M, bgsweep_wait_parked)
 from goruntime.mgc cimport gcStart, gcTryStart, gcSweepAll, bgsweep, set_heap_goal, verify_heap, gcwork_init
 from goruntime.mgcsweep cimport reclaim
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
@@ -119,8 +119,9 @@ cdef dict _MCACHE_MODE = {"lockfree": MCACHE_LOCKFREE, "locked": MCACHE_LOCKED, 
 cdef dict _MCENTRAL_MODE = {"mutex": MCENTRAL_MUTEX, "spanset": MCENTRAL_SPANSET}
 MCACHE_MODES = tuple(_MCACHE_MODE)
 # The lock classes of lockstats(): all mcentrals, the mheap, the scheduler, the
-# per-P mcache locks ("locked" mode) and the shared cache's lock ("shared" mode).
-LOCK_CLASSES = ("mcentral", "mheap", "sched", "mcache", "sharedcache")
+# per-P mcache locks ("locked" mode), the shared cache's lock ("shared" mode)
+# and the span sets' spine locks.
+LOCK_CLASSES = ("mcentral", "mheap", "sched", "mcache", "sharedcache", "spanset")
 MCENTRAL_MODES = tuple(_MCENTRAL_MODE)
 # Go's sweep, concurrent with the Ms, or all of it with the world stopped.
 cdef dict _SWEEP_MODE = {"concurrent": SWEEP_CONCURRENT, "stw": SWEEP_STW}
@@ -519,6 +520,8 @@ cdef class Runtime:
                 sched_close(rt)
                 sched_destroy(rt)
                 raise GoRuntimeError("cannot start the background sweeper")
+            with nogil:
+                bgsweep_wait_parked(rt)
         _last_serial += 1
         self.serial = _last_serial
         _RUNTIMES[self.serial] = self
@@ -908,12 +911,15 @@ cdef class Runtime:
     cdef dict _lock_names(self):
         """Each runtime mutex's address -> (lock class, name), for the trace's lock waits."""
         names = {<uintptr_t>&self.rt.heap.lock: ("mheap", "mheap"),
-                 <uintptr_t>&self.rt.heap.sweepSpans[0].spineLock: ("mheap", "mheap.sweepSpans[0]"),
-                 <uintptr_t>&self.rt.heap.sweepSpans[1].spineLock: ("mheap", "mheap.sweepSpans[1]"),
                  <uintptr_t>&self.rt.sched.lock: ("sched", "sched")}
-        cdef int spc, i
+        cdef int spc, i, k
+        for k in range(2):
+            names[<uintptr_t>&self.rt.heap.sweepSpans[k].spineLock] = ("spanset", f"mheap.sweepSpans[{k}]")
         for spc in range(2, self.rt.sc.num_classes * 2):
             names[<uintptr_t>&self.rt.central[spc].lock] = ("mcentral", f"mcentral[{spc}]")
+            for k in range(2):
+                names[<uintptr_t>&self.rt.central[spc].partial[k].spineLock] = ("spanset", f"mcentral[{spc}].partial[{k}]")
+                names[<uintptr_t>&self.rt.central[spc].full[k].spineLock] = ("spanset", f"mcentral[{spc}].full[{k}]")
         for i in range(self.rt.gomaxprocs):
             names[<uintptr_t>&self.rt.allp[i].mcache.lock] = ("mcache", f"mcache[P{i}]")
         if self.rt.shared != NULL:
@@ -974,11 +980,7 @@ cdef class Runtime:
         per_mcache = {p.id: p.mcache.lockstats() for p in self.ps}
         shared = self.shared_mcache
         return {
-            # The heap lock, and the spine locks of its sweepSpans sets (Go 1.13's
-            # gcSweepBuf.spineLock), taken when a set grows a block or empties one.
-            "mheap": sum_lockstats([self.heap.lockstats(),
-                                    mutex_stats(&self.rt.heap.sweepSpans[0].spineLock),
-                                    mutex_stats(&self.rt.heap.sweepSpans[1].spineLock)]),
+            "mheap": self.heap.lockstats(),
             "sched": sched_stats(self.rt),
             "mcentral": sum_lockstats(per_central.values()),
             "mcentrals": per_central,
@@ -986,7 +988,22 @@ cdef class Runtime:
             "mcaches": per_mcache,
             # The one lock of the "shared" mode, taken by every allocating P.
             "sharedcache": shared.lockstats() if shared is not None else None,
+            # The spine locks of every span set: the mheap's sweepSpans (Go 1.13's
+            # gcSweepBuf.spineLock) and the spanset mcentrals' (Go 1.15's
+            # spanSet.spineLock), taken when a set adds a block or frees an emptied one.
+            "spanset": self._spine_lockstats(),
         }
+
+    def _spine_lockstats(self):
+        cdef int spc, k
+        stats = []
+        for k in range(2):
+            stats.append(mutex_stats(&self.rt.heap.sweepSpans[k].spineLock))
+        for spc in range(2, self.rt.sc.num_classes * 2):
+            for k in range(2):
+                stats.append(mutex_stats(&self.rt.central[spc].partial[k].spineLock))
+                stats.append(mutex_stats(&self.rt.central[spc].full[k].spineLock))
+        return sum_lockstats(stats)
 
     # -- workloads -----------------------------------------------------------
 

@@ -69,7 +69,7 @@ def test_cli_profile_json_shape_and_pprof(tmp_path, capsys):
     assert cfg["large_share"] == 0.0
     assert doc["throughput"]["allocs"] == 6000 and doc["throughput"]["allocs_per_sec"] > 0
     names = [c["name"] for c in doc["lock_classes"]]
-    assert names[:3] == ["mcentral (all)", "mheap", "sched"] and set(names[3:]) <= {"mcache (all Ps)"}
+    assert names[:3] == ["mcentral (all)", "mheap", "sched"] and set(names[3:]) <= {"mcache (all Ps)", "span sets' spine locks"}
     row_keys = {"name", "class", "instance", "acquisitions", "contended", "contended_rate", "wait_ns",
                 "mean_wait_ns", "max_wait_ns", "wait_p50_ns", "wait_p99_ns", "wait_hist", "hold_ns_est",
                 "max_hold_ns", "hold_samples", "owner_switches", "max_waiters", "sites"}
@@ -227,8 +227,9 @@ def test_cli_explain_a_small_size_then_its_requests(capsys):
     assert (e["npages"], e["nelems"], e["tail_waste"]) == (1, 256, 0)
     first, second = e["requests"]
     sites = {(m["lock"], m["site"]) for m in first["locks"]}
+    # The first span also gives the mheap's sweepSpans set its first block (its spine lock).
     assert sites == {("mcentral", "runtime.(*mcentral).cacheSpan"), ("mcentral", "runtime.(*mcentral).grow"),
-                     ("mheap", "runtime.(*mcentral).grow")}
+                     ("mheap", "runtime.(*mcentral).grow"), ("spanset", "runtime.(*spanSet).spineLock")}
     assert first["arenas_reserved"] == 1
     assert second["locks"] == [] and second["arenas_reserved"] == 0     # an mcache hit
     assert second["addr"] == first["addr"] + 32

@@ -115,7 +115,7 @@ def test_site_stacks_are_go_call_paths():
     assert site_stack("mheap", "runtime.largeAlloc") == ("runtime.(*mheap).alloc",
                                                          "runtime.largeAlloc", MALLOCGC)
     assert site_stack("sched", "runtime.acquirep") == ("runtime.acquirep", "runtime.schedule")
-    assert site_stack("mheap", "runtime.(*mheap).freeSpan")[-1] == "runtime.gcStart"
+    assert site_stack("mheap", "runtime.(*mheap).freeSpan")[-1] == "runtime.sweepone"
     assert site_stack("mcache", "runtime.(*mcache).lock") == ("runtime.(*mcache).lock", MALLOCGC)
     assert site_stack("mheap", "runtime.somethingNew") == ("runtime.somethingNew",)
     # Without mcaches mallocgc goes to the mcentral itself.

@@ -47,6 +47,9 @@ SHAREDLOCK = SITE_NAMES[LockSite.SITE_SHARED]
 MALLOCGC = "runtime.mallocgc"
 HEAPALLOC = "runtime.(*mheap).alloc"
 GCSTART = "runtime.gcStart"
+SPANSWEEP = "runtime.(*mspan).sweep"
+SPINE = SITE_NAMES[LockSite.SITE_SPINE]
+SWEEPONE = "runtime.sweepone"
 
 # mallocgc -> (*mcache).nextFree -> (*mcache).refill -> (*mcentral).cacheSpan, as in Go 1.13.
 _REFILL = (CACHESPAN, "runtime.(*mcache).refill", "runtime.(*mcache).nextFree", MALLOCGC)
@@ -60,12 +63,15 @@ SITE_STACKS = {
     ("mcentral", GROW): (GROW,) + _REFILL,
     ("mcentral", UNCACHESPAN): (UNCACHESPAN, "runtime.(*mcache).releaseAll",
                                 "runtime.flushallmcaches", GCSTART),
-    ("mcentral", SWEEP): (SWEEP, GCSTART),
+    # A sweeper files the span it swept (Go 1.13: mcentral.freeSpan, from mspan.sweep).
+    ("mcentral", SWEEP): (SWEEP, SPANSWEEP, SWEEPONE),
     ("mheap", GROW): (HEAPALLOC,) + (GROW,) + _REFILL,
     ("mheap", LARGEALLOC): (HEAPALLOC, LARGEALLOC, MALLOCGC),
     # Go 1.14: allocSpan refills the P's page cache (allocToCache) under the heap lock.
     ("mheap", PAGECACHE): (PAGECACHE, "runtime.(*mheap).allocSpan", HEAPALLOC, GROW) + _REFILL,
-    ("mheap", FREESPAN): (FREESPAN, SWEEP, GCSTART),
+    ("mheap", FREESPAN): (FREESPAN, SPANSWEEP, SWEEPONE),
+    # A span set's spine lock, when a push adds a block or a pop frees an emptied one.
+    ("spanset", SPINE): (SPINE, "runtime.(*spanSet).push"),
     ("sched", ACQUIREP): (ACQUIREP, "runtime.schedule"),
     ("sched", RELEASEP): (RELEASEP, "runtime.handoffp"),
     ("sched", STOPTHEWORLD): (STOPTHEWORLD, GCSTART),
@@ -81,7 +87,9 @@ GO_FILES = {
     SHAREDLOCK: "runtime/mcache.go",
     CACHESPAN: "runtime/mcentral.go", UNCACHESPAN: "runtime/mcentral.go", GROW: "runtime/mcentral.go",
     HEAPALLOC: "runtime/mheap.go", "runtime.(*mheap).allocSpan": "runtime/mheap.go",
-    PAGECACHE: "runtime/mpagecache.go", FREESPAN: "runtime/mheap.go", SWEEP: "runtime/mgcsweep.go",
+    PAGECACHE: "runtime/mpagecache.go", FREESPAN: "runtime/mheap.go", SWEEP: "runtime/mcentral.go",
+    SPANSWEEP: "runtime/mgcsweep.go", SWEEPONE: "runtime/mgcsweep.go",
+    "runtime.(*spanSet).push": "runtime/mspanset.go", SPINE: "runtime/mspanset.go",
     GCSTART: "runtime/mgc.go", "runtime.flushallmcaches": "runtime/mstats.go",
     ACQUIREP: "runtime/proc.go", RELEASEP: "runtime/proc.go", STOPTHEWORLD: "runtime/proc.go",
     "runtime.schedule": "runtime/proc.go", "runtime.handoffp": "runtime/proc.go",
@@ -204,6 +212,8 @@ class Profile:
             yield "mcache", p, f"mcache[P{p}]", (("lock", "mcache"), ("p", p)), s
         if ls.get("sharedcache") is not None:
             yield "sharedcache", None, "shared mcache", (("lock", "sharedcache"),), ls["sharedcache"]
+        if ls.get("spanset") is not None:
+            yield "spanset", None, "span sets' spine locks", (("lock", "spanset"),), ls["spanset"]
 
     def _classes(self):
         ls = self.lockstats
@@ -213,6 +223,8 @@ class Profile:
             out.append(("mcache", "mcache (all Ps)", ls["mcache"]))
         if ls.get("sharedcache") is not None:
             out.append(("sharedcache", "shared mcache", ls["sharedcache"]))
+        if ls.get("spanset") is not None:
+            out.append(("spanset", "span sets' spine locks", ls["spanset"]))
         return out
 
     def _row(self, lock_class, instance, name, stats):

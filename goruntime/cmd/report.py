@@ -59,6 +59,8 @@ def lock_rows(lockstats, top=5):
         rows.append(("mcache (all Ps)", lockstats["mcache"]))
     if lockstats.get("sharedcache") and lockstats["sharedcache"]["contended"]:
         rows.append(("shared mcache", lockstats["sharedcache"]))
+    if lockstats.get("spanset") and lockstats["spanset"]["contended"]:
+        rows.append(("span sets' spine locks", lockstats["spanset"]))
     return rows
 
 
