@@ -154,7 +154,8 @@ cdef void* bgsweep(void* arg) noexcept nogil:
     cdef runtime_t* rt = mp.rt
     m_begin(mp)
     while bgsweep_acquirep(rt, mp):
-        while safepoint(rt, mp) and mp.p != NULL and not load_relaxed32(&rt.sched.nmwaiting):
+        while (safepoint(rt, mp) and mp.p != NULL and not load_relaxed32(&rt.sched.nmwaiting)
+               and not rt.sched.bgsweep_paused):
             if sweepone(rt.heap, SWEEP_BY_BACKGROUND) == SWEEP_NONE:
                 break
             mp.allocs += 1          # its figure: spans swept

@@ -199,13 +199,12 @@ cdef void sweep_start(mheap_t* h, uint64_t heap_goal) noexcept nogil:
     proportional sweeping so that the sweep ends 1 MiB before heap_live reaches
     heap_goal."""
     cdef uint64_t live = load64(&h.heap_live)
-    cdef int64_t distance
+    cdef double distance = PAGE_SIZE
     h.sweepgen += 2
     store64(&h.pages_swept, 0)
     store32(&h.sweep_central, 0)
     store32(&h.sweepdone, 0)
-    distance = <int64_t>(heap_goal - live) - (1 << 20) if heap_goal > live else 0
-    if distance < PAGE_SIZE:
-        distance = PAGE_SIZE
-    h.sweep_pages_per_byte = <double>load64(&h.pages_inuse) / <double>distance
+    if heap_goal > live + (1 << 20) + PAGE_SIZE:
+        distance = <double>(heap_goal - live - (1 << 20))     # GOGC off: about 2**64, no pace
+    h.sweep_pages_per_byte = <double>load64(&h.pages_inuse) / distance
     h.sweep_heap_live_basis = live

@@ -29,6 +29,7 @@ cdef p_t* acquirep(runtime_t* rt, m_t* mp) noexcept nogil
 cdef bint try_acquirep(runtime_t* rt, m_t* mp) noexcept nogil
 cdef bint bgsweep_acquirep(runtime_t* rt, m_t* mp) noexcept nogil
 cdef void bgsweep_wait_parked(runtime_t* rt) noexcept nogil
+cdef void bgsweep_pause(runtime_t* rt, bint paused) noexcept nogil
 cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil
 cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil
 cdef void handoffp(runtime_t* rt, m_t* mp) noexcept nogil

@@ -146,7 +146,7 @@ cdef bint bgsweep_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     lock, so that Runtime.gc() can wait for its last span (gcSweepAll)."""
     lock(&rt.sched.lock, SITE_ACQUIREP)
     while not rt.sched.closed and (rt.sched.gcwaiting or load32(&rt.heap.sweepdone)
-                                   or rt.sched.pidle == NULL):
+                                   or rt.sched.pidle == NULL or rt.sched.bgsweep_paused):
         rt.sched.bgsweep_parked = True
         cond_wait(&rt.sched.sweep_cond, &rt.sched.lock, SITE_ACQUIREP)
     rt.sched.bgsweep_parked = False
@@ -159,6 +159,16 @@ cdef bint bgsweep_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     mp.slice_start = nanotime()
     _trace_p_taken(mp)
     return True
+
+
+cdef void bgsweep_pause(runtime_t* rt, bint paused) noexcept nogil:
+    """Keeps the background sweeper from taking a P (it finishes the span it is
+    on), or lets it go again: for tests that need to see spans left unswept."""
+    lock(&rt.sched.lock, SITE_ACQUIREP)
+    rt.sched.bgsweep_paused = paused
+    if not paused:
+        pthread_cond_signal(&rt.sched.sweep_cond)
+    unlock(&rt.sched.lock)
 
 
 cdef void bgsweep_wait_parked(runtime_t* rt) noexcept nogil:

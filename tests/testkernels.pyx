@@ -5,6 +5,8 @@
   test_fastpath can read its machine code back with objdump.
 - tsan_canary: a deliberate data race, so that tools/tsan.py can show that its
   ThreadSanitizer setup reports one (a clean run would prove nothing otherwise).
+- collect_without_sweeping, pause_background_sweeper, ensure_swept_race: the
+  sweep's states held still, for tests/test_mgcsweep.py.
 """
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
@@ -12,6 +14,12 @@ from goruntime.sys cimport (load32, xadd32, load_relaxed32, store_relaxed32,
     pthread_t, pthread_create, pthread_join, sched_yield)
 from goruntime.runtime2 cimport p_t, runtime_t
 from goruntime.malloc cimport mallocgc
+from goruntime.sys cimport pthread_mutex_lock, pthread_mutex_unlock
+from goruntime.mheap cimport spanOf
+from goruntime.mgc cimport gcStart
+from goruntime.mgcsweep cimport ensureSwept
+from goruntime.proc cimport bgsweep_pause
+from goruntime.runtime cimport Runtime
 
 
 cdef uintptr_t mcache_path_probe(runtime_t* rt, p_t* pp, size_t size, bint noscan) noexcept nogil:
@@ -69,3 +77,63 @@ def tsan_canary(uint64_t n=1000):
         for i in range(2):
             pthread_join(t[i], NULL)
     return c.counter
+
+
+# --- the sweep's states, held still -------------------------------------------
+
+def collect_without_sweeping(Runtime rt):
+    """A collection as the heap trigger starts one: the stop-the-world only, which
+    advances sweepgen and leaves every span to the sweepers (Runtime.gc() also
+    sweeps them all before it returns)."""
+    rt._check_call()
+    with nogil:
+        pthread_mutex_lock(&rt.rt.sched.gc_sema)
+        gcStart(rt.rt, NULL)
+        pthread_mutex_unlock(&rt.rt.sched.gc_sema)
+
+
+def pause_background_sweeper(Runtime rt, bint paused):
+    """Keeps the background sweeper off the Ps (True), or lets it sweep again."""
+    rt._check_call()
+    with nogil:
+        bgsweep_pause(rt.rt, paused)
+
+
+ctypedef struct ensure_race_t:
+    runtime_t* rt
+    uintptr_t addr
+    uint32_t ready
+    uint32_t go
+
+
+cdef void* _ensure_main(void* arg) noexcept nogil:
+    cdef ensure_race_t* r = <ensure_race_t*>arg
+    xadd32(&r.ready, 1)
+    while load_relaxed32(&r.go) == 0:
+        sched_yield()
+    ensureSwept(r.rt.heap, spanOf(r.rt.heap, r.addr))
+    return NULL
+
+
+def ensure_swept_race(Runtime rt, uintptr_t addr, int nthreads=4):
+    """nthreads threads released together each make sure the span holding addr is
+    swept (free, read and write do it): one claims and sweeps it, the others
+    wait for it. The caller keeps the world running and no collection starts."""
+    cdef ensure_race_t r
+    cdef pthread_t t[16]
+    cdef int i, n = min(nthreads, 16)
+    rt._check_call()
+    if spanOf(rt.rt.heap, addr) == NULL:
+        raise ValueError(f"no span holds {addr:#x}")
+    r.rt = rt.rt
+    r.addr = addr
+    r.ready = 0
+    r.go = 0
+    with nogil:
+        for i in range(n):
+            pthread_create(&t[i], NULL, _ensure_main, &r)
+        while load32(&r.ready) < <uint32_t>n:
+            sched_yield()
+        store_relaxed32(&r.go, 1)
+        for i in range(n):
+            pthread_join(t[i], NULL)
