@@ -19,7 +19,8 @@ from goruntime.proc cimport (stopTheWorld, startTheWorld, bgsweep_acquirep, rele
     m_begin, m_end)
 from goruntime.runtime2 cimport (MIN_HEAP_GOAL, NUM_PAUSES, SWEEP_STW, m_t, num_mcaches,
     mcache_holder, gcwork_t, GCTRACE_OFF, GCTRACE_GO119)
-from goruntime.trace cimport trace_put, EV_STW, EV_SWEEP, EV_GC, EV_COUNTERS
+from goruntime.trace cimport (trace_t, trace_put, trace_attach, trace_detach, EV_STW, EV_SWEEP, EV_GC,
+    EV_COUNTERS)
 
 
 cdef void flushallmcaches(runtime_t* rt) noexcept nogil:
@@ -152,8 +153,17 @@ cdef void* bgsweep(void* arg) noexcept nogil:
     done or every P is busy: proportional sweeping then does the work."""
     cdef m_t* mp = <m_t*>arg
     cdef runtime_t* rt = mp.rt
+    cdef trace_t* traced = NULL
     m_begin(mp)
     while bgsweep_acquirep(rt, mp):
+        # It outlives traces: it joins the one being recorded, if any (the
+        # field changes only with the world stopped, and it holds a P).
+        if rt.trace != traced:
+            traced = rt.trace
+            if traced != NULL:
+                trace_attach(traced, mp.id)
+            else:
+                trace_detach()
         while (safepoint(rt, mp) and mp.p != NULL and not load_relaxed32(&rt.sched.nmwaiting)
                and not rt.sched.bgsweep_paused):
             if sweepone(rt.heap, SWEEP_BY_BACKGROUND) == SWEEP_NONE:

@@ -147,9 +147,9 @@ cdef bint bgsweep_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
     lock(&rt.sched.lock, SITE_ACQUIREP)
     while not rt.sched.closed and (rt.sched.gcwaiting or load32(&rt.heap.sweepdone)
                                    or rt.sched.pidle == NULL or rt.sched.bgsweep_paused):
-        rt.sched.bgsweep_parked = True
+        store32(&rt.sched.bgsweep_parked, 1)
         cond_wait(&rt.sched.sweep_cond, &rt.sched.lock, SITE_ACQUIREP)
-    rt.sched.bgsweep_parked = False
+    store32(&rt.sched.bgsweep_parked, 0)
     if rt.sched.closed:
         unlock(&rt.sched.lock)
         return False
@@ -174,13 +174,9 @@ cdef void bgsweep_pause(runtime_t* rt, bint paused) noexcept nogil:
 cdef void bgsweep_wait_parked(runtime_t* rt) noexcept nogil:
     """Returns once a new background sweeper waits for work: the Runtime is then
     quiet (the sweeper's start takes the scheduler lock no later than this)."""
-    cdef bint parked = False
-    while not parked:
-        lock(&rt.sched.lock, SITE_ACQUIREP)
-        parked = rt.sched.bgsweep_parked
-        unlock(&rt.sched.lock)
-        if not parked:
-            sched_yield()
+    # Without the scheduler lock: its counters would show this wait.
+    while not load32(&rt.sched.bgsweep_parked):
+        sched_yield()
 
 
 cdef bint _retake(runtime_t* rt, m_t* mp) noexcept nogil:

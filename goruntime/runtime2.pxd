@@ -119,7 +119,7 @@ ctypedef struct sched_t:
     uint64_t p_wait_ns
     uint64_t retakes            # Ps taken from Python threads between calls
     pthread_cond_t sweep_cond   # the background sweeper, waiting for work and an idle P
-    bint bgsweep_parked         # it waits on sweep_cond
+    uint32_t bgsweep_parked     # it waits on sweep_cond (written under the lock)
     uint32_t bgsweep_running    # atomic: it holds a P
     bint bgsweep_paused         # tests: it takes no P (proc.bgsweep_pause)
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)

@@ -56,7 +56,7 @@ def test_trace_file_has_a_track_per_m_and_the_lock_waits_of_lockstats(tmp_path, 
     assert {"GC", "HeapAlloc", "HeapInuse", "NumGC"} <= set(tracks.values())
     assert all(n == 0 for n in open_slices.values())            # every slice ends
     expected = collections.Counter()
-    for cls in ("mheap", "sched", "mcentral", "mcache", "sharedcache"):
+    for cls in ("mheap", "sched", "mcentral", "mcache", "sharedcache", "spanset"):
         for site, v in ((ls[cls] or {}).get("sites") or {}).items():
             if v["contended"]:
                 expected[cls, site] = v["contended"]
