@@ -6,9 +6,9 @@ its span class (a real mutex); mcentrals grow from the mheap (8 KiB pages in
 Ms are real OS threads that must hold a P to allocate.
 """
 from goruntime.errors import GoRuntimeError
-from goruntime.runtime import MCACHE_MODES, MCENTRAL_MODES, MemStats, Runtime, check_modes
+from goruntime.runtime import MCACHE_MODES, MCENTRAL_MODES, SWEEP_MODES, MemStats, Runtime, check_modes
 from goruntime.sizeclasses import SizeClasses
 from goruntime.workload import RunResult
 
-__all__ = ["GoRuntimeError", "MCACHE_MODES", "MCENTRAL_MODES", "MemStats", "Runtime", "RunResult", "SizeClasses",
+__all__ = ["GoRuntimeError", "MCACHE_MODES", "MCENTRAL_MODES", "SWEEP_MODES", "MemStats", "Runtime", "RunResult", "SizeClasses",
            "check_modes"]

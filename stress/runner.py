@@ -16,7 +16,7 @@ Workloads (each slice runs one; a run rotates through those asked for):
             live set and collects, and the run goes on.
 
 Each slice draws its Runtime from the seed: GOGC, the size-class table and the
-comparison modes (mcache lockfree / locked / shared / none, mcentral mutex / spanset,
+comparison modes (mcache lockfree / locked / shared / none, mcentral mutex / spanset, sweep concurrent / stw,
 the per-P page cache), mostly Go 1.13's.
 
 While Ms run this thread verifies the heap (Runtime.verify, stop-the-world),
@@ -200,7 +200,8 @@ class Slice:
         # a locked, shared or no mcache.
         self.runtime.update(mcache=rng.choice(["lockfree"] * 6 + ["locked", "shared", "none"]),
                             mcentral=rng.choice(["mutex", "mutex", "spanset"]),
-                            pagecache=rng.random() < 0.3)
+                            pagecache=rng.random() < 0.3,
+                            sweep=rng.choice(["concurrent", "concurrent", "stw"]))
         if workload == "oom":
             self.runtime["max_heap"] = rng.choice([2, 3]) * ARENA
         self.noscan = rng.choice([0.5, 0.5, 0.1, 0.9])     # the share of pointer-free objects
@@ -246,7 +247,7 @@ class Slice:
         cmd = (f"goruntime stress --workload {self.workload} --seed {self.seed} {work} "
                f"--ms {self.ms} --gomaxprocs {rt['gomaxprocs']} --live {self.live} "
                f"--round {self.round_s:g} --noscan {self.noscan:g} --mcache {rt['mcache']} "
-               f"--mcentral {rt['mcentral']} --{'' if rt['pagecache'] else 'no-'}pagecache "
+               f"--mcentral {rt['mcentral']} --{'' if rt['pagecache'] else 'no-'}pagecache --sweep {rt['sweep']} "
                f"--sizeclasses {rt['sizeclasses']} --gogc {'off' if rt['gogc'] is None else rt['gogc']}")
         if self.config()["mix"] is not None:
             cmd += " (size mix: " + json.dumps(self.mix) + ")"
@@ -732,6 +733,7 @@ STRESS_DEFAULTS = {
     "mcache": (None, "mostly lockfree, " + _DRAWN),
     "mcentral": (None, "mostly mutex, " + _DRAWN),
     "pagecache": (None, "off or on, " + _DRAWN),
+    "sweep": (None, "mostly concurrent, " + _DRAWN),
     "sizeclasses": (None, "mostly go1.13, " + _DRAWN),
     "gogc": (GOGC_DRAWN, "100, 50, 200 or off, " + _DRAWN),
     "sizes": (None, "a mix of ranges with every boundary of the allocator's paths: tiny, 16 B, "
@@ -769,7 +771,7 @@ def cmd_stress(args):
         raise ValueError("prodcons needs --ms 2 or more")
     if not 1 <= args.live <= 1 << 20:
         raise ValueError("--live must be between 1 and 2**20 for stress")
-    runtime_args = {k: getattr(args, k) for k in ("mcache", "mcentral", "pagecache", "sizeclasses")
+    runtime_args = {k: getattr(args, k) for k in ("mcache", "mcentral", "pagecache", "sweep", "sizeclasses")
                     if getattr(args, k) is not None}
     if args.gogc != GOGC_DRAWN:
         runtime_args["gogc"] = args.gogc

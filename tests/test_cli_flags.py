@@ -81,7 +81,8 @@ def test_defaults_are_the_same_but_where_the_help_says_why():
     # stress: a run's total time, a live set that fits many Ms, and the Runtime's modes
     # and the noscan share drawn per slice unless given.
     differ = {k for k in flags.DEFAULTS if defaults["stress"][k] != flags.DEFAULTS[k]}
-    assert differ == {"duration", "live", "noscan", "mcache", "mcentral", "pagecache", "sizeclasses", "gogc"}
+    assert differ == {"duration", "live", "noscan", "mcache", "mcentral", "pagecache", "sweep", "sizeclasses",
+                      "gogc"}
     help_of = {a.dest: a.help for a in subs["stress"]._actions}
     for dest in differ:
         assert defaults["stress"][dest] == runner.STRESS_DEFAULTS[dest][0]
@@ -273,13 +274,13 @@ def test_compare_takes_the_shared_flags(capsys):
 
 def test_stress_takes_the_shared_flags():
     out = _run(["stress", *QUICK, "--workload", "larson", "--live", "50", "--mcache", "locked",
-                "--mcentral", "spanset", "--pagecache", "--gogc", "off", "--go", "1.19",
+                "--mcentral", "spanset", "--pagecache", "--sweep", "stw", "--gogc", "off", "--go", "1.19",
                 "--noscan", "0.25", "--sizes", "40000", "--json", "--quiet"])
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     (s,) = doc["slices"]
     assert s["runtime"] == {"gomaxprocs": 2, "gogc": None, "sizeclasses": "go1.19", "mcache": "locked",
-                            "mcentral": "spanset", "pagecache": True}
+                            "mcentral": "spanset", "pagecache": True, "sweep": "stw"}
     assert s["noscan"] == 0.25 and doc["ms"] == 2 and doc["ops_per_m"] == 300
     assert s["ops"] >= 2 * 2 * 300              # allocations and frees of 2 Ms
 

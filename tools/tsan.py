@@ -32,12 +32,14 @@ LDFLAGS = "-fsanitize=thread"
 MARK = "WARNING: ThreadSanitizer"
 
 # The concurrency tests: the stress workloads, the scheduler (Ms, Ps, stop-the-world),
-# and the API and mcache tests that run workloads or threads.
+# the API and mcache tests that run workloads or threads, and the sweep.
 SUITES = [
     ["tests/test_stress.py"],
     ["tests/test_proc.py"],
     ["tests/test_mstats.py", "tests/test_mgc.py", "-k", "thread or run or during or goal"],
     ["tests/test_api.py", "tests/test_mcache.py", "-k", "thread or workload or churn or close or proc or run"],
+    # The sweepers racing for spans, the background sweeper, proportional sweeping.
+    ["tests/test_mgcsweep.py"],
 ]
 # A quick selection (tests/test_tsan.py): a short run of every workload, the
 # hand-off, and a kernel stopping half-way.

@@ -35,7 +35,7 @@ DEFAULT_MS = tuple(SWEEP_DEFAULTS["ms"])
 DEFAULT_SIZES = tuple(SWEEP_DEFAULTS["sizes"])
 
 # What a cell runs when its dict leaves a key out.
-CELL_DEFAULTS = {"ms": 1, "mcache": "lockfree", "mcentral": "mutex", "pagecache": False,
+CELL_DEFAULTS = {"ms": 1, "mcache": "lockfree", "mcentral": "mutex", "pagecache": False, "sweep": "concurrent",
                  "size": 64, "gomaxprocs": 2, "duration": 1.0, "ops": None, "gogc": 100,
                  "sizeclasses": "go1.13", "live": 1024, "noscan": False, "large_share": 0.0, "seed": 1}
 
@@ -56,7 +56,7 @@ class PlotUnavailable(ImportError):
 
 def cells(*, ms=DEFAULT_MS, modes=MCACHE_MODES, mcentral=("mutex",), pagecache=(False,),
           sizes=DEFAULT_SIZES, gomaxprocs=2, duration=None, ops=None, gogc=100,
-          sizeclasses="go1.13", live=1024, noscan=False, large_share=0.0, seed=1):
+          sizeclasses="go1.13", live=1024, noscan=False, large_share=0.0, seed=1, sweep="concurrent"):
     """The sweep's cells, one dict each, ordered by size, mcentral mode, page cache, mcache
     mode and number of Ms. Every cell uses the same seed, so all modes see the same workload;
     each cell runs `duration` seconds (default 1) or `ops` allocations per M. Every value is
@@ -71,7 +71,7 @@ def cells(*, ms=DEFAULT_MS, modes=MCACHE_MODES, mcentral=("mutex",), pagecache=(
     ms = [check_int("ms", n, 1, MAX_MS) for n in ms]
     sizes = [check_int("sizes", n, 1, MAX_SIZE) for n in sizes]
     for mode, central, pc in itertools.product(modes, mcentral, pagecache):
-        check_modes(mode, central, pc)
+        check_modes(mode, central, pc, sweep)
     pagecache = [check_bool("pagecache", pc) for pc in pagecache]
     if duration is not None and ops is not None:
         raise ValueError("give duration or ops, not both")
@@ -90,7 +90,7 @@ def cells(*, ms=DEFAULT_MS, modes=MCACHE_MODES, mcentral=("mutex",), pagecache=(
         out.append({"ms": n, "mcache": mode, "mcentral": central, "pagecache": pc, "size": size,
                     "gomaxprocs": gomaxprocs, "duration": None if ops else duration, "ops": ops,
                     "gogc": gogc, "sizeclasses": sizeclasses, "live": live, "noscan": noscan,
-                    "large_share": large_share, "seed": seed})
+                    "large_share": large_share, "seed": seed, "sweep": sweep})
     return out
 
 
@@ -110,7 +110,7 @@ def run_cell(cell):
                          f"{', '.join(CELL_DEFAULTS)}")
     c = {**CELL_DEFAULTS, **cell}
     rt = Runtime(gomaxprocs=c["gomaxprocs"], sizeclasses=c["sizeclasses"], gogc=c["gogc"],
-                     mcache=c["mcache"], mcentral=c["mcentral"], pagecache=c["pagecache"])
+                     mcache=c["mcache"], mcentral=c["mcentral"], pagecache=c["pagecache"], sweep=c["sweep"])
     with rt:
         r = rt.run(ms=c["ms"], duration=None if c["ops"] else c["duration"], ops=c["ops"],
                    sizes=c["size"], noscan=c["noscan"], live=c["live"], large_share=c["large_share"],
@@ -370,7 +370,7 @@ def cmd_compare(args):
                  sizes=args.sizes, gomaxprocs=args.gomaxprocs,
                  duration=None if args.ops is not None else args.duration,
                  ops=args.ops, gogc=args.gogc, sizeclasses=args.sizeclasses, live=args.live,
-                 noscan=args.noscan, large_share=args.large_share or 0.0, seed=seed)
+                 noscan=args.noscan, large_share=args.large_share or 0.0, seed=seed, sweep=args.sweep)
 
     bar = Progress(len(todo) * args.repeat, "runs", "goruntime compare") if sys.stderr.isatty() else None
 

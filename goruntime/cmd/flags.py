@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-from goruntime import MCACHE_MODES, MCENTRAL_MODES
+from goruntime import MCACHE_MODES, MCENTRAL_MODES, SWEEP_MODES
 from goruntime.sizeclasses import VERSIONS, normalize_version
 from goruntime.workload import MAX_SIZE
 
@@ -31,7 +31,8 @@ DEFAULT_LARGE_SHARE = 0.001
 DEFAULTS = {
     "gomaxprocs": os.cpu_count() or 1, "ms": None, "duration": 1.0, "ops": None, "sizes": None,
     "noscan": 0.5, "live": 4096, "large_share": None, "mcache": "lockfree", "mcentral": "mutex",
-    "pagecache": False, "sizeclasses": "go1.13", "gogc": 100, "seed": None, "json": False,
+    "pagecache": False, "sweep": "concurrent", "sizeclasses": "go1.13", "gogc": 100, "seed": None,
+    "json": False,
 }
 
 # compare's sweep: every combination of these runs as a cell.
@@ -263,6 +264,9 @@ def add_workload_args(p, *, sweep=False, defaults=None):
     else:
         g.add_argument("--pagecache", action=argparse.BooleanOptionalAction, default=value,
                        help="per-P page cache in front of the mheap (Go 1.14+)" + note)
+    value, note = default("sweep", DEFAULTS["sweep"])
+    g.add_argument("--sweep", choices=SWEEP_MODES, default=value,
+                   help="Go's sweep, concurrent with the Ms, or all of it with the world stopped" + note)
     value, note = default("sizeclasses", DEFAULTS["sizeclasses"])
     g.add_argument("--sizeclasses", "--go", dest="sizeclasses", type=parse_sizeclasses, default=value,
                    metavar="TABLE", help=f"size-class table: {' or '.join(VERSIONS)}" + note)
@@ -305,7 +309,7 @@ def run_kwargs(args):
 def runtime_kwargs(args):
     """Runtime's arguments from the shared flags."""
     return dict(gomaxprocs=args.gomaxprocs, sizeclasses=args.sizeclasses, gogc=args.gogc,
-                mcache=args.mcache, mcentral=args.mcentral, pagecache=args.pagecache)
+                mcache=args.mcache, mcentral=args.mcentral, pagecache=args.pagecache, sweep=args.sweep)
 
 
 # -- running a command ---------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def _stats_keys(d):
 # -- the profile --------------------------------------------------------------------------------
 
 def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=False,
-            sizeclasses="go1.13", gogc=100, max_heap=None, ms=None, duration=None, ops=None,
+            sweep="concurrent", sizeclasses="go1.13", gogc=100, max_heap=None, ms=None, duration=None, ops=None,
             sizes=None, size=None, weights=None, noscan=0.5, live=4096, large_share=None,
             seed=None, progress=None):
     """Runs the churn kernel on a new Runtime in the given modes and returns its Profile.
@@ -147,7 +147,7 @@ def profile(*, gomaxprocs=None, mcache="lockfree", mcentral="mutex", pagecache=F
     sizes, weights, large_share = resolve_sizes(None if sizes is None else (sizes, weights), large_share)
     if duration is None and ops is None:
         duration = DEFAULTS["duration"]
-    modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache}
+    modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache, "sweep": sweep}
     rt = Runtime(gomaxprocs=gomaxprocs, sizeclasses=sizeclasses, gogc=gogc,
                  max_heap=max_heap, **modes)
     with rt:
