@@ -162,13 +162,16 @@ cdef bint bgsweep_acquirep(runtime_t* rt, m_t* mp) noexcept nogil:
 
 
 cdef void bgsweep_pause(runtime_t* rt, bint paused) noexcept nogil:
-    """Keeps the background sweeper from taking a P (it finishes the span it is
-    on), or lets it go again: for tests that need to see spans left unswept."""
+    """Keeps the background sweeper from taking a P, returning once it has let go
+    of the one it holds, or lets it go again: for tests that need to see spans
+    left unswept, or a heap no other thread changes."""
     lock(&rt.sched.lock, SITE_ACQUIREP)
     rt.sched.bgsweep_paused = paused
     if not paused:
         pthread_cond_signal(&rt.sched.sweep_cond)
     unlock(&rt.sched.lock)
+    while paused and load32(&rt.sched.bgsweep_running):
+        sched_yield()
 
 
 cdef void bgsweep_wait_parked(runtime_t* rt) noexcept nogil:
