@@ -40,7 +40,7 @@ def test_batch_churn_frees_every_batch(procs):
 
 def test_go_row_is_skipped_without_go(monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    built, why = bench._gochurn_binary(tmp_path)
+    built, why = bench._go_binary(tmp_path)
     assert built is None and "not on PATH" in why
 
 
@@ -48,13 +48,30 @@ def test_go_row_is_skipped_without_go(monkeypatch, tmp_path):
 def test_gochurn_builds_and_reports(tmp_path):
     import json
     import subprocess
-    (binary, version), why = bench._gochurn_binary(tmp_path)
+    (binary, version), why = bench._go_binary(tmp_path)
     assert why is None and version.startswith("go")
     out = subprocess.run([binary, "-duration=0.02s", "-batch=100"], capture_output=True, text=True,
                          check=True, env={"GOMAXPROCS": "1", "GOGC": "100"}).stdout
     fig = json.loads(out)
     assert fig["objects"] > 0 and fig["objects"] % 100 == 0 and fig["gomaxprocs"] == 1
     assert fig["cpu_ns"] > 0 and fig["elapsed_ns"] > 0
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs go on PATH")
+def test_gopause_builds_and_reports(tmp_path):
+    import json
+    import subprocess
+    (binary, version), why = bench._go_binary(tmp_path, "gopause")
+    assert why is None
+    out = subprocess.run([binary, f"-live={4 << 20}", "-duration=0.2s"], capture_output=True, text=True,
+                         check=True, env={"GOMAXPROCS": "1", "GOGC": "100"}).stdout
+    fig = json.loads(out)
+    assert fig["gomaxprocs"] == 1 and fig["collections"] > 0
+    assert 0 < fig["median_pause_ns"] <= fig["max_pause_ns"]
+
+
+def test_model_pause_is_measured_after_collections():
+    assert bench._model_pause(1, 8 << 20, "concurrent", 0.2) > 0
 
 
 def test_bench_rejects_unknown_groups():

@@ -10,6 +10,9 @@ Groups (--only takes a comma-separated list of them):
            the same with GC off, beside C threads writing fresh memory
   go       the batch churn of baselines.md against real Go 1.19 (tools/gochurn),
            on 1 P and 2 Ps, when `go` is on PATH
+  pause    the stop-the-world pause per collection with 16 MiB, 128 MiB and 1 GiB
+           live, on 1 P and 2 Ps: sweep="concurrent" beside sweep="stw" and real
+           Go 1.19 (tools/gopause, when `go` is on PATH)
   python   rt.malloc(64) from Python against bytearray(64)
   locks    the refill path with the lock counters compiled in and out
   metadata metadata bytes per MiB of heap
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The Python modules a variant build needs beside its extensions.
 PY_PACKAGES = ("goruntime", "goruntime/cmd", "stress")
 SPAN = 8192
-GROUPS = ("hit", "churn", "go", "python", "locks", "trace", "metadata")
+GROUPS = ("hit", "churn", "go", "pause", "python", "locks", "trace", "metadata")
 LARGE_SIZES = (32769, 262144)      # run()'s default large_sizes, inclusive
 
 
@@ -164,13 +167,13 @@ def _ratio(xs, ys):
 
 # -- the batch churn against real Go -------------------------------------------------------
 
-def _gochurn_binary(workdir):
-    """Builds tools/gochurn; None (with the reason) when it cannot be."""
+def _go_binary(workdir, name="gochurn"):
+    """Builds tools/<name>; None (with the reason) when it cannot be."""
     go = shutil.which("go")
     if go is None:
         return None, "go is not on PATH"
-    out = Path(workdir) / "gochurn"
-    r = subprocess.run([go, "build", "-o", str(out), "main.go"], cwd=ROOT / "tools" / "gochurn",
+    out = Path(workdir) / name
+    r = subprocess.run([go, "build", "-o", str(out), "main.go"], cwd=ROOT / "tools" / name,
                        capture_output=True, text=True)
     if r.returncode != 0:
         return None, f"go build failed: {r.stderr.strip()[:200]}"
@@ -182,7 +185,7 @@ def bench_go(reps, duration):
     """{procs: (model rates, Go rates)} for 1 and 2 Ps, and Go's version; or
     (None, the reason it cannot run)."""
     with tempfile.TemporaryDirectory() as tmp:
-        built, why = _gochurn_binary(tmp)
+        built, why = _go_binary(tmp)
         if built is None:
             return None, why
         binary, version = built
@@ -203,6 +206,44 @@ def bench_go(reps, duration):
 
         fig = _transpose(_clean_reps("batch churn vs Go", reps, one_rep))
         return {procs: (fig[procs], fig[f"go{procs}"]) for procs in (1, 2)}, version
+
+
+# -- the pause against the live heap -------------------------------------------------------
+
+PAUSE_OBJECT = 4096
+
+
+def _model_pause(procs, live, sweep, duration):
+    """The median stop-the-world pause (ns) of the collections in the second half
+    of a run whose Ms keep `live` bytes alive in 4 KiB objects, replacing them
+    one by one (the first collections happen while the live set builds up)."""
+    with Runtime(gomaxprocs=procs, gogc=100, sweep=sweep) as rt:
+        rt.run(ms=procs, duration=duration, sizes=PAUSE_OBJECT, noscan=True,
+               live=live // PAUSE_OBJECT // procs, seed=1)
+        pauses = rt.memstats().PauseNs
+    return _median(pauses[len(pauses) // 2:]) if pauses else float("nan")
+
+
+def bench_pause(lives, duration):
+    """{(procs, live): {"concurrent": ns, "stw": ns, "go": ns or None}} and Go's
+    version (or why it is missing)."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        built, why = _go_binary(tmp, "gopause")
+        for procs in (1, 2):
+            for live in lives:
+                # A bigger heap needs longer for collections after the live set is built.
+                d = duration * max(1, live >> 27)
+                fig = {sweep: _model_pause(procs, live, sweep, d) for sweep in ("concurrent", "stw")}
+                fig["go"] = None
+                if built is not None:
+                    env = dict(os.environ, GOMAXPROCS=str(procs), GOGC="100")
+                    r = json.loads(subprocess.run([built[0], f"-live={live}", f"-size={PAUSE_OBJECT}",
+                                                   f"-duration={d}s"], env=env, capture_output=True,
+                                                  text=True, check=True).stdout)
+                    fig["go"] = r.get("median_pause_ns")
+                out[procs, live] = fig
+    return out, (built[1] if built else why)
 
 
 # -- Python calls, the lock counters, metadata -------------------------------------------
@@ -351,6 +392,19 @@ def main(argv=None):
                 rel = _ratio(ours, go)
                 row(f"batch churn 1000 x 64 B, gogc=100, {procs} P (objects/s)", _m(_median(ours)),
                     f"{version} {_m(_median(go))}", f"{rel:.2f}x", ">= 1.0x", rel >= 1.0)
+
+    if "pause" in only:
+        lives = [16 << 20, 128 << 20] + ([] if args.quick else [1 << 30])
+        pauses, go = bench_pause(lives, 1.0 if args.quick else 2.0)
+        for procs in (1, 2):
+            flat = pauses[procs, lives[0]]["concurrent"]
+            for live in lives:
+                fig = pauses[procs, live]
+                go_text = f"{go} {fig['go'] / 1e3:.0f}" if fig["go"] else f"Go: {go}"
+                rel = fig["concurrent"] / flat
+                row(f"GC pause, {live >> 20} MiB live, {procs} P (us, median)", f"{fig['concurrent'] / 1e3:.0f}",
+                    f"sweep=stw {fig['stw'] / 1e3:.0f}; {go_text}", f"{rel:.2f}x",
+                    f"flat: <= 2x the {lives[0] >> 20} MiB pause", rel <= 2.0)
 
     if "python" in only:
         ours, theirs = bench_python_call(reps, 100000 if args.quick else 300000)
