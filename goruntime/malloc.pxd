@@ -53,10 +53,11 @@
 #               alignment their size needs; a block is swept away once its
 #               last object has been freed.
 #   GC          liveness is explicit: free() marks an object dead. A
-#               collection stops the world, takes every span back from the
-#               mcaches and sweeps every span, so a span is never unswept
-#               between collections. The allocation that takes heap_live to
-#               the goal GOGC sets starts one.
+#               collection stops the world only to take every span back from
+#               the mcaches, take the live heap and advance sweepgen, which
+#               leaves every span unswept; the spans are then swept while the
+#               Ms run (mgcsweep). The allocation that takes heap_live to the
+#               goal GOGC sets starts one.
 #   scheduler   Ms wait for a P on a condition variable, hand their P over
 #               after a 10 ms slice when others wait, and park at their next
 #               safe point when the world stops; when no M waits for a P, the
@@ -93,13 +94,20 @@
 #
 # Freeing and sweeping. Any thread may free any object: free_object finds the
 # span with spanOf (O(1): the arena index gives the reservation, its page map
-# the span) and sets the slot's bit in freedBits (for a tiny object,
-# its bit in tinyFreed) with an atomic OR, whose old value reveals a double
-# free. The slot stays allocated until a sweep. A collection (mgc.gcStart)
-# stops the world, hands every cached span back to its mcentral
-# (flushallmcaches), advances sweepgen by 2 and sweeps each span: the new
-# allocBits are the allocated slots less the freed ones. A span left with no
-# object returns its pages to the mheap; so does a freed large object.
+# the span), sweeps it first if it is unswept (ensureSwept: the frees it holds
+# came before the last snapshot), and sets the slot's bit in freedBits (for a
+# tiny object, its bit in tinyFreed) with an atomic OR, whose old value reveals
+# a double free. The slot stays allocated until its span is swept after the
+# next collection. A collection (mgc.gcStart) stops the world, finishes the
+# last sweep, hands every cached span back to its mcentral (flushallmcaches),
+# takes the live heap and advances sweepgen by 2. Every span is then swept by
+# whoever needs it first, each sweeper claiming it with a CAS of its sweepgen
+# (h-2 -> h-1): the refill about to cache it (mcentral.cacheSpan), the mheap
+# before it grows (reclaim), each refill in proportion to its bytes
+# (deductSweepCredit), the background sweeper M on an idle P, or a free. A
+# sweep's new allocBits are the allocated slots less the freed ones; a span
+# left with no object returns its pages to the mheap, as does a freed large
+# object. sweep="stw" keeps the old way: the whole sweep inside the pause.
 #
 # Locks and atomics, step by step
 #
@@ -127,8 +135,12 @@
 #       loads; one atomic OR.
 #   GC  one collection at a time (sched.gc_sema); the scheduler lock to stop
 #       and start the world (the stopper spins a little, the lock dropped,
-#       before it sleeps); the sweep takes each non-empty mcentral's lock and
-#       the mheap lock in turn, never both at once.
+#       before it sleeps).
+#   sweep
+#       a CAS on the span's sweepgen claims it; filing it takes its mcentral's
+#       lock (mutex design) or pushes it on a span set, and freeing it the
+#       mheap lock, never both at once. Pacing reads heap_live and adds to
+#       pages_swept (one atomic add per span).
 #   scheduler
 #       acquirep, releasep, handoffp and stop-the-world take the scheduler
 #       lock; the safe point before every allocation is one relaxed load
@@ -158,6 +170,8 @@
 #           "spanset"   Go 1.15: lock-free partial/full span sets whose swept
 #                       and unswept halves swap roles every collection.
 #   pagecache=True      Go 1.14's per-P page cache in front of the mheap.
+#   sweep="concurrent"  Go 1.13's sweep, lazy and in the background (default).
+#        "stw"          the whole sweep inside the stop-the-world pause.
 #   sizeclasses="go1.19"  the size-class tables of Go 1.16 and later.
 #   The three slower mcache modes leave mallocgc through mallocgc_slow, so the
 #   lock-free path pays one load and a branch for them.
@@ -179,7 +193,10 @@
 #                                 stop-the-world, M threads
 #   goruntime/malloc.*            mallocgc, large objects, the slow mcache
 #                                 modes, free
-#   goruntime/mgc.*               collection, sweep, heap goal, heap verifier
+#   goruntime/mgc.*               collection, heap goal, background sweeper M,
+#                                 heap verifier
+#   goruntime/mgcsweep.*          the sweepers: sweepone, ensureSwept,
+#                                 proportional sweeping, reclaim
 #   goruntime/mstats.*            MemStats and the identities it must satisfy
 #   goruntime/runtime.*           the Python API (Runtime)
 #   goruntime/workload.*          the churn kernel, and what every kernel

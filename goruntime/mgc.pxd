@@ -1,10 +1,12 @@
-# mgc: stop-the-world collection. Liveness is explicit in the model (an object
-# is live until free() marks it), so "mark" is computing each span's
-# gcmarkBits from allocBits and freedBits; the sweep then works as Go's does.
+# mgc: the collection. Liveness is explicit in the model (an object is live
+# until free() marks it), so the stop-the-world takes no marks: it finishes
+# the last cycle's sweep, flushes the mcaches, takes the live heap (the bytes
+# not freed) and advances sweepgen; the sweepers of mgcsweep then compute each
+# span's gcmarkBits from allocBits and freedBits as they sweep it.
 #
-# Go counterparts: runtime/mgc.go: gcStart, gcSweep (here the whole sweep runs
-# with the world stopped); runtime/mgcsweep.go: (*sweepLocked).sweep, Go
-# 1.13's (*mspan).sweep (_sweepspan); runtime/mstats.go: flushallmcaches;
+# Go counterparts: runtime/mgc.go: gcStart, gcMarkTermination
+# (_gcMarkTermination), runtime.GC's final sweep (gcSweepAll);
+# runtime/mgcsweep.go: bgsweep; runtime/mstats.go: flushallmcaches;
 # runtime/mgcpacer.go: the heap goal (set_heap_goal, GOGC only). gcTryStart
 # is gcStart behind a trylock of gc_sema (Go's work.startSema): an M that
 # loses the race parks at its next safe point instead. verify_heap has no

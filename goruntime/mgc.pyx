@@ -165,7 +165,7 @@ cdef void* bgsweep(void* arg) noexcept nogil:
             else:
                 trace_detach()
         while (safepoint(rt, mp) and mp.p != NULL and not load_relaxed32(&rt.sched.nmwaiting)
-               and not rt.sched.bgsweep_paused):
+               and not load32(&rt.sched.bgsweep_paused)):
             if sweepone(rt.heap, SWEEP_BY_BACKGROUND) == SWEEP_NONE:
                 break
             mp.allocs += 1          # its figure: spans swept

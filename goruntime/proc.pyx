@@ -166,7 +166,7 @@ cdef void bgsweep_pause(runtime_t* rt, bint paused) noexcept nogil:
     of the one it holds, or lets it go again: for tests that need to see spans
     left unswept, or a heap no other thread changes."""
     lock(&rt.sched.lock, SITE_ACQUIREP)
-    rt.sched.bgsweep_paused = paused
+    store32(&rt.sched.bgsweep_paused, paused)
     if not paused:
         pthread_cond_signal(&rt.sched.sweep_cond)
     unlock(&rt.sched.lock)

@@ -121,7 +121,7 @@ ctypedef struct sched_t:
     pthread_cond_t sweep_cond   # the background sweeper, waiting for work and an idle P
     uint32_t bgsweep_parked     # it waits on sweep_cond (written under the lock)
     uint32_t bgsweep_running    # atomic: it holds a P
-    bint bgsweep_paused         # tests: it takes no P (proc.bgsweep_pause)
+    uint32_t bgsweep_paused     # atomic; tests: it takes no P (proc.bgsweep_pause)
     pthread_mutex_t gc_sema     # one collection at a time (Go's work.startSema)
     uint64_t forkgen            # proc.fork_generation() when the runtime was made
 
