@@ -172,4 +172,5 @@ cdef inline mspan_t* spanOf(mheap_t* h, uintptr_t addr) noexcept nogil:
 
 cdef class MHeap:
     cdef mheap_t* h
+    cdef object _runtime        # a weak reference to the Runtime (no reference cycle)
     cdef object __weakref__

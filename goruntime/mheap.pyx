@@ -527,14 +527,14 @@ cdef class MHeap:
         unlock(&self.h.lock)
 
     def span_of(self, addr):
-        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None."""
+        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None: the
+        Runtime's span_of, which copies it with the world stopped."""
         self._check()
-        cdef spanview_t v
-        cdef mspan_t* s = spanOf(self.h, addr) if 0 <= addr < 2**64 else NULL
-        if s == NULL:
-            return None
-        span_copy(s, self.h.sweepgen, &v)
-        return make_span(&v, "")
+        rt = self._runtime()
+        if rt is None:
+            from goruntime.errors import GoRuntimeError
+            raise GoRuntimeError("runtime closed")
+        return rt.span_of(addr)
 
     def lockstats(self):
         self._check()

@@ -41,8 +41,8 @@ from libc.string cimport memset, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from goruntime.sys cimport alloc_aligned, pthread_mutex_lock, pthread_mutex_unlock, assertions_enabled
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, MAX_SMALL_SIZE
-from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush
-from goruntime.mspan cimport spanview_t, make_span
+from goruntime.mheap cimport mheap_t, mheap_init, mheap_destroy, pagecache_flush, spanOf
+from goruntime.mspan cimport mspan_t, spanview_t, span_copy, make_span
 from goruntime.mcentral cimport (mcentral_t, mcentral_init, mcentral_destroy, mcentral_snapshot, make_MCentral,
     MCENTRAL_MUTEX, MCENTRAL_SPANSET)
 from goruntime.mcache cimport mcache_init, make_MCache
@@ -430,6 +430,21 @@ cdef class _Trace:
         return False
 
 
+ctypedef struct span_at_t:
+    uintptr_t addr
+    bint found
+    spanview_t v
+
+
+cdef int _copy_span_at(runtime_t* rt, void* arg) noexcept nogil:
+    cdef span_at_t* a = <span_at_t*>arg
+    cdef mspan_t* s = spanOf(rt.heap, a.addr)
+    a.found = s != NULL
+    if s != NULL:
+        span_copy(s, rt.heap.sweepgen, &a.v)
+    return 0
+
+
 @cython.no_gc_clear
 cdef class Runtime:
     """A model Go runtime: `Runtime(gomaxprocs=N, sizeclasses="go1.13", gogc=100)`.
@@ -465,6 +480,7 @@ cdef class Runtime:
         self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache, "sweep": sweep}
         self.sizeclasses = SizeClasses(version)
         self.heap = MHeap.__new__(MHeap)
+        self.heap._runtime = weakref.ref(self)
         # C memory; a failure part-way leaves every pointer NULL or owned, for __dealloc__.
         rt = <runtime_t*>alloc_aligned(sizeof(runtime_t))
         if rt == NULL:
@@ -854,9 +870,15 @@ cdef class Runtime:
             free(c.spans)
 
     def span_of(self, addr):
-        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None."""
+        """A view (goruntime.mspan.Span) of the in-use span holding addr, or None. Copied
+        with the world stopped: a sweeper may be rewriting the span meanwhile."""
+        cdef span_at_t a
+        a.addr = _addr_arg(addr)
         self._check_call()
-        return self.heap.span_of(addr)
+        if a.addr == 0:
+            return None
+        self._stopped(_copy_span_at, &a)
+        return make_span(&a.v, "") if a.found else None
 
     def heapmap(self):
         """Where every page of the heap is now (goruntime.mstats.HeapMap): in a span held
