@@ -41,7 +41,8 @@ cpdef enum LockSite:
     SITE_STW = 10           # stopTheWorld / startTheWorld
     SITE_OTHER = 11
     SITE_SHARED = 12        # the one cache every P shares in the "shared" comparison mode
-    NUM_SITES = 13
+    SITE_SCAVENGE = 13      # the scavenger (and free_os_memory) picking and returning pages
+    NUM_SITES = 14
 
 cdef enum:
     WAIT_HIST_BUCKETS = 40      # log2(ns) buckets: 1 ns .. ~9 minutes

@@ -88,6 +88,7 @@ SITE_NAMES = {
     SITE_PCACHE: "runtime.(*pageAlloc).allocToCache",
     SITE_OTHER: "runtime.lock",
     SITE_SHARED: "runtime.(*sharedcache).lock",
+    SITE_SCAVENGE: "runtime.(*mheap).scavengeLocked",
 }
 
 
