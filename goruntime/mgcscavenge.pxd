@@ -27,7 +27,7 @@ ctypedef struct scavenger_t:
     pthread_t thread
     bint started                    # a thread was created (join it, unless in a fork's child)
     uint64_t forkgen                # proc.fork_generation() when it was created
-    uint32_t stop
+    uint32_t stop                   # written under mu (atomic: a burst polls it without mu)
     # Pacing state, written only by a step, and every step runs under
     # rt.sched.gc_sema (so it reads numgc and heap_goal as the collection left
     # them). goal and the figures below are read by scavenger_stats without

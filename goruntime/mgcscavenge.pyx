@@ -14,26 +14,29 @@
 # gc_sema (with trylock: it never waits behind a collection, and never holds
 # up close()), sets a new goal and puts the cursor back at the top when a
 # collection has run since its last step, and, while the retained heap is
-# over the goal, releases one run of at most 64 KiB of the highest free,
-# unreleased pages (mheap_scavenge: picked under the heap lock, madvise
-# MADV_DONTNEED without it). Then it sleeps.
+# over the goal, releases one run of at most 64 KiB (Go 1.19's scavenge
+# quantum) of the highest free, unreleased pages (mheap_scavenge: picked under
+# the heap lock, madvise MADV_DONTNEED without it). Each wake-up runs steps
+# until it has worked 1 ms or has nothing left to do (Go 1.19's
+# minScavWorkTime: a wake-up costs this thread far more than one step here,
+# about 100 us against 9 us), then sleeps.
 #
-# The pacing: about 1% of one CPU (scavengePercent). After each step that
-# released something the thread sleeps 99 times the CPU time the thread spent
-# since its previous step (that step, and the wake-up that led to it), so
-# that it runs 1% of the wall-clock time; Go 1.14 made Go's scavenger pace
-# itself this way, by timing each release (Go 1.13 paced along a line drawn
-# from an estimate of 10 us per page). With nothing to do it parks: Go's
-# scavenger sleeps until the next collection wakes it; this one looks again
-# every 10 ms (a trylock and two loads, no heap lock), since the collection
-# does not wake it.
+# The pacing: about 1% of one CPU (scavengePercent). After a wake-up that
+# released something the thread sleeps 99 times the CPU time it spent since
+# its previous sleep (the steps, and the wake-up itself), so that it runs 1%
+# of the wall-clock time; Go 1.14 made Go's scavenger pace itself this way,
+# by timing its work (Go 1.13 released one page per wake-up and paced along
+# a line drawn from an estimate of 10 us per page). With nothing to do it
+# parks: Go's scavenger sleeps until the next collection wakes it; this one
+# looks again every 10 ms (a trylock and two loads, no heap lock), since the
+# collection does not wake it.
 #
 # gc_sema around each step. A stop-the-world reader (verify, memstats,
 # heapmap) reads the page bitmaps without the heap lock, and must not see a
 # run in flight (out of the free bitmap, in no span). Go gets this for free:
 # its scavenger is a goroutine, and the world cannot stop while it holds the
-# heap lock. Here the step holds gc_sema, which every stopped-world operation
-# holds too; it also makes numgc and heap_goal, written by collections under
+# heap lock. Here each step holds gc_sema (for about 10 us), which every
+# stopped-world operation holds too; it also makes numgc and heap_goal, written by collections under
 # gc_sema, safe to read. An M whose allocation reaches the heap goal while a
 # step holds gc_sema does not collect (gcTryStart's trylock fails, as when
 # another collection is running) and tries again at its next refill.
@@ -45,8 +48,8 @@ from libc.string cimport memset
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from goruntime.sys cimport (pthread_mutex_init, pthread_mutex_destroy, pthread_mutex_lock,
     pthread_mutex_unlock, pthread_mutex_trylock, pthread_cond_destroy, pthread_cond_signal,
-    pthread_create, pthread_join, alloc_aligned, nanotime, thread_cputime, load64, store64,
-    xadd64, pthread_t)
+    pthread_create, pthread_join, alloc_aligned, nanotime, thread_cputime, load32, store32,
+    load64, store64, xadd64, pthread_t)
 from goruntime.mheap cimport mheap_t, mheap_scavenge, heap_retained
 from goruntime.sizeclasses cimport PAGE_SIZE
 from goruntime.proc cimport fork_generation, sched_closed
@@ -80,8 +83,9 @@ cdef extern from "<signal.h>" nogil:
 cdef enum:
     SCAV_IDLE_NS = 10000000         # nothing to do: look again in 10 ms
     SCAV_RETRY_NS = 1000000         # gc_sema busy (a collection): try again in 1 ms
-    SCAV_MAX_SLEEP_NS = 100000000   # a step that took very long (descheduled): sleep at most 100 ms
-    SCAV_CRIT_GUESS_NS = 10000      # a step that the thread clock saw take no time: Go's 10 us guess
+    SCAV_BURST_NS = 1000000         # a wake-up works this long at most (Go 1.19's minScavWorkTime)
+    SCAV_MAX_CRIT_NS = 10000000     # a burst counts at most 10 ms (Go's maxCrit): sleeps under 1 s
+    SCAV_CRIT_GUESS_NS = 10000      # a burst that the thread clock saw take no time: Go's 10 us guess
 
 
 cdef uint64_t retained_goal(runtime_t* rt) noexcept nogil:
@@ -164,9 +168,9 @@ cdef void* _bgscavenge(void* arg) noexcept nogil:
     """The scavenger thread (Go's bgscavenge): C only, every signal blocked."""
     cdef scavenger_t* s = <scavenger_t*>arg
     cdef runtime_t* rt = s.rt
-    cdef uint64_t wake = nanotime(), now, cpu, crit, sleep, prev_end = 0
+    cdef uint64_t wake = nanotime(), now, cpu, crit, sleep, burst0, prev_end = 0
     cdef uint64_t cpu_prev = thread_cputime()
-    cdef bint idle, was_busy = False
+    cdef bint idle, busy, was_busy = False
     cdef size_t pages
     cdef timespec ts
     store64(&s.tid, <uint64_t>gettid())
@@ -182,38 +186,45 @@ cdef void* _bgscavenge(void* arg) noexcept nogil:
         if s.stop:
             break
         pthread_mutex_unlock(&s.mu)
-        if pthread_mutex_trylock(&rt.sched.gc_sema) != 0:
-            # A collection or a stopped-world reader: not a step, try again soon.
-            wake = nanotime() + SCAV_RETRY_NS
-        else:
-            idle = True
-            pages = 0
-            if not sched_closed(rt):
-                pages = scavenge_step(s, &idle)
-            pthread_mutex_unlock(&rt.sched.gc_sema)
-            now = nanotime()
-            cpu = thread_cputime()
-            crit = cpu - cpu_prev
-            cpu_prev = cpu
-            store64(&s.cpu_ns, cpu)
-            if idle:
-                wake = now + SCAV_IDLE_NS
-                was_busy = False
+        # A burst: steps until there is nothing to do or the burst has worked
+        # SCAV_BURST_NS, gc_sema taken (with trylock) and dropped around each one.
+        burst0 = thread_cputime()
+        pages = 0
+        idle = False
+        busy = False
+        while True:
+            if pthread_mutex_trylock(&rt.sched.gc_sema) != 0:
+                busy = True             # a collection or a stopped-world reader
+                break
+            if sched_closed(rt):
+                idle = True
             else:
-                # Run scavengePercent of the time: sleep 99x the CPU time this
-                # step (and the wake-up before it) took.
-                if crit == 0:
-                    crit = SCAV_CRIT_GUESS_NS
-                sleep = crit * (100 // SCAVENGE_PERCENT - 1)
-                if sleep > SCAV_MAX_SLEEP_NS:
-                    sleep = SCAV_MAX_SLEEP_NS
-                store64(&s.last_sleep_ns, sleep)
-                if was_busy:
-                    xadd64(&s.busy_cpu_ns, <int64_t>crit)
-                    xadd64(&s.busy_wall_ns, <int64_t>(now - prev_end))
-                was_busy = True
-                prev_end = now
-                wake = now + sleep
+                pages += scavenge_step(s, &idle)
+            pthread_mutex_unlock(&rt.sched.gc_sema)
+            if idle or thread_cputime() - burst0 >= SCAV_BURST_NS or load32(&s.stop):
+                break
+        now = nanotime()
+        cpu = thread_cputime()
+        crit = cpu - cpu_prev           # the burst, and the wake-up that led to it
+        cpu_prev = cpu
+        store64(&s.cpu_ns, cpu)
+        if pages == 0:
+            wake = now + (SCAV_RETRY_NS if busy else SCAV_IDLE_NS)
+            was_busy = False
+        else:
+            # Run scavengePercent of the time: sleep 99x the CPU time the burst took.
+            if crit == 0:
+                crit = SCAV_CRIT_GUESS_NS
+            if crit > SCAV_MAX_CRIT_NS:
+                crit = SCAV_MAX_CRIT_NS
+            sleep = crit * (100 // SCAVENGE_PERCENT - 1)
+            store64(&s.last_sleep_ns, sleep)
+            if was_busy:
+                xadd64(&s.busy_cpu_ns, <int64_t>crit)
+                xadd64(&s.busy_wall_ns, <int64_t>(now - prev_end))
+            was_busy = True
+            prev_end = now
+            wake = now + sleep
         pthread_mutex_lock(&s.mu)
     pthread_mutex_unlock(&s.mu)
     return NULL
@@ -265,7 +276,7 @@ cdef void scavenger_stop(scavenger_t* s) noexcept nogil:
     if s.forkgen != fork_generation():
         return
     pthread_mutex_lock(&s.mu)
-    s.stop = 1
+    store32(&s.stop, 1)
     pthread_cond_signal(&s.cond)
     pthread_mutex_unlock(&s.mu)
     pthread_join(s.thread, NULL)
