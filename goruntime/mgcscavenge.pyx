@@ -25,21 +25,22 @@
 # released something the thread sleeps 99 times the CPU time it spent since
 # its previous sleep (the steps, and the wake-up itself), so that it runs 1%
 # of the wall-clock time; Go 1.14 made Go's scavenger pace itself this way,
-# by timing its work (Go 1.13 released one page per wake-up and paced along
-# a line drawn from an estimate of 10 us per page). With nothing to do it
-# parks: Go's scavenger sleeps until the next collection wakes it; this one
-# looks again every 10 ms (a trylock and two loads, no heap lock), since the
-# collection does not wake it.
+# by timing its work (Go 1.13 released, at each wake-up, what kept it under a
+# line of retained heap against time, drawn from an estimated cost per page).
+# With nothing to do it parks: Go's scavenger sleeps until the next collection
+# wakes it; this one looks again every 10 ms (a trylock and two loads, no heap
+# lock), since the collection does not wake it.
 #
 # gc_sema around each step. A stop-the-world reader (verify, memstats,
 # heapmap) reads the page bitmaps without the heap lock, and must not see a
 # run in flight (out of the free bitmap, in no span). Go gets this for free:
 # its scavenger is a goroutine, and the world cannot stop while it holds the
 # heap lock. Here each step holds gc_sema (for about 10 us), which every
-# stopped-world operation holds too; it also makes numgc and heap_goal, written by collections under
-# gc_sema, safe to read. An M whose allocation reaches the heap goal while a
-# step holds gc_sema does not collect (gcTryStart's trylock fails, as when
-# another collection is running) and tries again at its next refill.
+# stopped-world operation holds too; it also makes numgc and heap_goal,
+# written by collections under gc_sema, safe to read. An M whose allocation
+# reaches the heap goal while a step holds gc_sema does not collect
+# (gcTryStart's trylock fails, as when another collection is running) and
+# tries again at its next refill.
 #
 # free_os_memory (Go's debug.FreeOSMemory) collects, then scavenge_all
 # releases every free page at once, 4 MiB per acquisition of gc_sema.
@@ -295,21 +296,34 @@ cdef void scavenger_free(scavenger_t* s) noexcept nogil:
 
 
 cdef dict scavenger_stats(scavenger_t* s):
-    """The scavenger's figures (atomic loads; the runtime must not be closed)."""
-    cdef uint64_t goal = load64(&s.goal)
-    cdef uint64_t busy_cpu = load64(&s.busy_cpu_ns), busy_wall = load64(&s.busy_wall_ns)
+    """The scavenger's figures (atomic loads). Every value is read before any
+    Python object is made: making one may run a finalizer that closes the
+    runtime."""
+    cdef uint64_t v[13]
+    v[0] = s.started
+    v[1] = load64(&s.tid)
+    v[2] = load64(&s.goal)
+    v[3] = heap_retained(s.rt.heap) if s.rt.heap != NULL else 0
+    v[4] = load64(&s.released_bytes)
+    v[5] = load64(&s.all_bytes)
+    v[6] = load64(&s.steps)
+    v[7] = load64(&s.parks)
+    v[8] = load64(&s.cpu_ns)
+    v[9] = load64(&s.busy_cpu_ns)
+    v[10] = load64(&s.busy_wall_ns)
+    v[11] = load64(&s.last_sleep_ns)
     return {
-        "running": bool(s.started),
-        "tid": load64(&s.tid) or None,
-        "goal": None if goal == <uint64_t>-1 else goal,
-        "retained": heap_retained(s.rt.heap),
-        "released": load64(&s.released_bytes),
-        "free_os_memory_released": load64(&s.all_bytes),
-        "steps": load64(&s.steps),
-        "parks": load64(&s.parks),
-        "cpu_ns": load64(&s.cpu_ns),
-        "busy_cpu_ns": busy_cpu,
-        "busy_wall_ns": busy_wall,
-        "cpu_share": <double>busy_cpu / <double>busy_wall if busy_wall else 0.0,
-        "last_sleep_ns": load64(&s.last_sleep_ns),
+        "running": bool(v[0]),
+        "tid": v[1] or None,
+        "goal": None if v[2] == <uint64_t>-1 else v[2],
+        "retained": v[3],
+        "released": v[4],
+        "free_os_memory_released": v[5],
+        "steps": v[6],
+        "parks": v[7],
+        "cpu_ns": v[8],
+        "busy_cpu_ns": v[9],
+        "busy_wall_ns": v[10],
+        "cpu_share": <double>v[9] / <double>v[10] if v[10] else 0.0,
+        "last_sleep_ns": v[11],
     }
