@@ -25,7 +25,7 @@ ctypedef struct scavenger_t:
     pthread_mutex_t mu
     pthread_cond_t cond
     pthread_t thread
-    bint started                    # a thread was created (join it, unless in a fork's child)
+    uint32_t started                # a thread was created (join it, unless in a fork's child); atomic
     uint64_t forkgen                # proc.fork_generation() when it was created
     uint32_t stop                   # written under mu (atomic: a burst polls it without mu)
     # Pacing state, written only by a step, and every step runs under

@@ -253,7 +253,7 @@ cdef int scavenger_start(scavenger_t* s) noexcept nogil:
     """Starts the thread, with every signal blocked in it; -1 if it cannot be created."""
     cdef sigset_t every, old
     cdef int err
-    if s.started:
+    if load32(&s.started):
         return 0
     s.start_ns = nanotime()
     sigfillset(&every)
@@ -263,7 +263,7 @@ cdef int scavenger_start(scavenger_t* s) noexcept nogil:
     if err != 0:
         return -1
     pthread_setname_np(s.thread, "gr-scavenger")
-    s.started = True
+    store32(&s.started, 1)
     return 0
 
 
@@ -271,9 +271,9 @@ cdef void scavenger_stop(scavenger_t* s) noexcept nogil:
     """Stops the thread and waits for it (a step in progress finishes first: one
     madvise of at most 64 KiB). Idempotent. In the child of a fork the thread does
     not exist, and its mutex may be held by it: nothing is waited for or locked."""
-    if s == NULL or not s.started:
+    if s == NULL or not load32(&s.started):
         return
-    s.started = False
+    store32(&s.started, 0)
     if s.forkgen != fork_generation():
         return
     pthread_mutex_lock(&s.mu)
@@ -300,7 +300,7 @@ cdef dict scavenger_stats(scavenger_t* s):
     Python object is made: making one may run a finalizer that closes the
     runtime."""
     cdef uint64_t v[13]
-    v[0] = s.started
+    v[0] = load32(&s.started)
     v[1] = load64(&s.tid)
     v[2] = load64(&s.goal)
     v[3] = heap_retained(s.rt.heap) if s.rt.heap != NULL else 0

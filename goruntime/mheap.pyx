@@ -24,12 +24,12 @@ from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
     storep, xadd64, load64, cas64, store_release32, GR_ASSERT)
 from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE,
     SITE_SCAVENGE)
+from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
+    list_insert, list_remove, spanview_t, span_copy, make_span)
 
 cdef extern from "<sys/mman.h>" nogil:
     int madvise(void* addr, size_t length, int advice)
     int MADV_DONTNEED
-from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
-    list_insert, list_remove, spanview_t, span_copy, make_span)
 
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil:
     """-1 if the arena index cannot be mapped (h is then left for mheap_destroy)."""
@@ -543,8 +543,8 @@ cdef size_t mheap_scavenge(mheap_t* h, size_t max_pages, bint reset, size_t* rel
     The madvise runs without the heap lock: the run is first taken out of the
     free bitmap (and recorded as in flight), so that no allocation, page-cache
     refill or second release can take it meanwhile, then put back free and
-    released. Go 1.13 held the lock across the madvise; Go 1.14 and later
-    also drop it, marking the pages allocated meanwhile.
+    released. Go 1.13 held the lock across the madvise; later Go (1.19's
+    scavengeOne) drops it too, marking the pages allocated meanwhile.
 
     The caller holds gc_sema (the background scavenger, Runtime.free_os_memory,
     Runtime.scavenger_step): a stop-the-world reader (verify, memstats,
