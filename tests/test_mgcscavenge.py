@@ -331,6 +331,9 @@ def test_background_scavenger_takes_about_one_percent_of_a_cpu():
         st1, cpu1, t1 = rt.scavenger_stats(), _thread_cpu_ns(st0["tid"]), time.monotonic()
         assert st1["retained"] > st1["goal"], "ran out of work inside the window"
         share = (cpu1 - cpu0) / ((t1 - t0) * 1e9)       # the kernel's count of the thread's CPU
+        rate = (st1["released"] - st0["released"]) / MiB / (t1 - t0)
+        print(f"scavenger: {share:.2%} of one CPU over {t1 - t0:.1f} s (its own measure "
+              f"{st1['cpu_share']:.2%}), {rate:.0f} MiB/s released")
         assert 0.001 < share < 0.03, (share, st1)
         assert 0.001 < st1["cpu_share"] < 0.03, st1      # the thread's own measure
         assert st1["released"] > st0["released"]
