@@ -42,7 +42,8 @@ cpdef enum LockSite:
     SITE_OTHER = 11
     SITE_SHARED = 12        # the one cache every P shares in the "shared" comparison mode
     SITE_SPINE = 13         # a span set's spine lock (mspanset.pyx)
-    NUM_SITES = 14
+    SITE_SCAVENGE = 14      # the scavenger (and free_os_memory) picking and returning pages
+    NUM_SITES = 15
 
 cdef enum:
     WAIT_HIST_BUCKETS = 40      # log2(ns) buckets: 1 ns .. ~9 minutes

@@ -90,6 +90,7 @@ SITE_NAMES = {
     SITE_SHARED: "runtime.(*sharedcache).lock",
     # Go 1.15's spanSet.spineLock (Go 1.13's gcSweepBuf has the same one).
     SITE_SPINE: "runtime.(*spanSet).spineLock",
+    SITE_SCAVENGE: "runtime.(*mheap).scavengeLocked",
 }
 
 

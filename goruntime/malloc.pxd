@@ -48,7 +48,8 @@
 #   arena       64 MiB of address space from one mmap, aligned to 64 MiB. The
 #               heap grows by whole arenas (a reservation is one arena, or
 #               several contiguous ones for an object larger than an arena)
-#               and gives nothing back to the OS.
+#               and never unmaps one; free pages go back to the OS with
+#               madvise (the scavenger, mgcscavenge.pyx).
 #   tiny        noscan requests under 16 B share 16 B blocks, packed at the
 #               alignment their size needs; a block is swept away once its
 #               last object has been freed.
@@ -87,7 +88,8 @@
 #      in address order); when no reservation has one, it reserves another
 #      arena from the OS.
 #   The slot is zeroed unless its span is known to be zero (needzero clear:
-#   pages never handed out since their arena was reserved).
+#   Go's allocNeedsZero, the span lies above its arena's zeroedBase, in memory
+#   never handed out since the arena was reserved).
 #
 # Large objects (> 32 KiB) bypass mcache and mcentral: mheap_alloc gives each
 # one a span of its own (span class 0), kept on the mheap's large list.
@@ -197,6 +199,7 @@
 #                                 heap verifier
 #   goruntime/mgcsweep.*          the sweepers: sweepone, ensureSwept,
 #                                 proportional sweeping, reclaim
+#   goruntime/mgcscavenge.*       the background scavenger thread, free_os_memory
 #   goruntime/mstats.*            MemStats and the identities it must satisfy
 #   goruntime/runtime.*           the Python API (Runtime)
 #   goruntime/workload.*          the churn kernel, and what every kernel

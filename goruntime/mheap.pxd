@@ -17,10 +17,20 @@
 # Go's spanalloc fixalloc); runtime/mpagealloc.go: pageAlloc (a flat bitmap
 # here, with the same address-ordered first fit, and no radix tree of
 # summaries); runtime/mpagecache.go: pageCache and p.mspancache (pagecache_t).
-# scav_bits stands in for the scavenged bitmap: the model never returns
-# memory, so "scavenged" means never handed out since the arena was reserved.
+#
+# Released memory (Go's "scavenged" pages). A free page is either retained
+# (its physical memory is still the process's) or released (scav_bits: never
+# touched since its arena was reserved, or given back to the OS by the
+# scavenger with madvise(MADV_DONTNEED), goruntime/mgcscavenge.pyx); fresh
+# memory counts as released, as Go's mheap.grow counts it. HeapReleased counts released
+# pages, heap_retained() is Go's heapRetained (HeapSys - HeapReleased).
+# Whether a new span must be zeroed is Go's allocNeedsZero rule, not the
+# released state: each 64 MiB arena has a zeroedBase, the offset below which
+# its memory has ever been handed out; a span that reaches below it is zeroed
+# (released pages are below it, so they are zeroed again on reuse, as in Go),
+# fresh memory above it never is.
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
-from goruntime.sys cimport loadp, cacheline_t
+from goruntime.sys cimport loadp, load64, cacheline_t
 from goruntime.lock cimport mutex_t
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mspanset cimport spanset_t
@@ -53,11 +63,14 @@ ctypedef struct heapregion_t:
     uintptr_t end
     size_t npages
     uint64_t* free_bits         # set: the page is free
-    uint64_t* scav_bits         # set: never handed out since reserved (zero, "released")
+    uint64_t* scav_bits         # set: the page is free and released (never used, or scavenged)
     mspan_t** spans             # page -> span; read without the lock
+    uint64_t* zeroed            # per 64 MiB arena of the region: Go's heapArena.zeroedBase,
+                                # the byte offset in the arena below which memory has been
+                                # handed out; only grows, by CAS (allocNeedsZero)
     # Nothing here changes once the region is published (spanOf reads it on
     # every free); its search hint, which every span allocation moves, is
-    # mheap_t.search_hint[region index].
+    # mheap_t.search_hint[region index], and its zeroedBase words are apart.
 
 cdef enum:
     PAGE_CACHE_PAGES = 64       # Go 1.14's pageCachePages: one 64-bit bitmap
@@ -69,7 +82,7 @@ cdef enum:
 ctypedef struct pagecache_t:
     uintptr_t base              # 0: empty
     uint64_t cache              # set: free page of the chunk, owned by this P
-    uint64_t scav               # set: that page was never used (zero)
+    uint64_t scav               # set: that page is released (never used, or scavenged)
     mspan_t* spans[SPAN_CACHE_SIZE]
     uint32_t nspans
 
@@ -124,11 +137,20 @@ ctypedef struct mheap_t:
     # untyped, since the sweeper and the mcentral import this module.
     void (*reclaim)(void* h, size_t npages) noexcept nogil
     void** central
+    uint64_t released           # atomic: released pages (scav_bits and the page caches' scav bits)
     cacheline_t _cold
     mspanlist_t large           # in-use large-object spans
     size_t search_hint[MAX_REGIONS]     # per region: no free page below this index (under the lock)
     uint64_t pcache_refills
-    uint64_t heap_sys
+    uint64_t heap_sys           # written under the lock with atomic adds: the scavenger reads it without
+    # The scavenger's cursor (Go's scavAddr): it releases the highest free,
+    # unreleased pages below this address, and moves it down; a new GC cycle
+    # and free_os_memory put it back at the top. Under the lock, as is the run
+    # a release has in flight (taken out of free_bits while madvise runs
+    # without the lock, so that no allocation takes it meanwhile).
+    uintptr_t scav_addr
+    uintptr_t scav_inflight_base
+    size_t scav_inflight_npages
     uint64_t nspans_alloc
     uint64_t table_bytes
     uint64_t heap_grows
@@ -150,6 +172,16 @@ cdef inline spanset_t* sweptSpans(mheap_t* h) noexcept nogil:
 cdef inline spanset_t* unsweptSpans(mheap_t* h) noexcept nogil:
     return &h.sweepSpans[1 - (h.sweepgen // 2) % 2]
 cdef void pagecache_flush(mheap_t* h, pagecache_t* pc) noexcept nogil
+cdef size_t mheap_scavenge(mheap_t* h, size_t max_pages, bint reset, size_t* released) noexcept nogil
+
+
+cdef inline uint64_t heap_retained(mheap_t* h) noexcept nogil:
+    """Go's heapRetained: HeapSys - HeapReleased, in bytes, without the lock.
+    _grow adds to released before heap_sys, and this loads them the other way
+    round, so a reservation in progress never counts as retained."""
+    cdef uint64_t sys = load64(&h.heap_sys)
+    cdef uint64_t rel = load64(&h.released) * PAGE_SIZE
+    return sys - rel if sys > rel else 0
 
 
 cdef inline heapregion_t* regionOf(mheap_t* h, uintptr_t addr) noexcept nogil:

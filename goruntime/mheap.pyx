@@ -1,12 +1,17 @@
 # cython: language_level=3
 # mheap: the page heap's operations. Go counterparts: runtime/mheap.go:
 # (*mheap).alloc and allocSpan (mheap_alloc), initSpan (_init_span),
-# allocMSpanLocked (_new_span_struct), allocNeedsZero (needzero from the
-# never-used bits), grow (_grow), freeSpanLocked, spanOf; runtime/malloc.go:
+# allocMSpanLocked (_new_span_struct), allocNeedsZero (_alloc_needs_zero),
+# grow (_grow), freeSpanLocked, spanOf; runtime/malloc.go:
 # sysReserveAligned (_grow's over-reserve and trim for 64 MiB alignment);
 # runtime/mpagealloc.go: find, alloc, free (_find_run, _set_pages);
 # runtime/mpagecache.go: (*pageCache).alloc, flush and (*pageAlloc).allocToCache
-# (_alloc_from_pagecache, pagecache_flush, _refill_pagecache).
+# (_alloc_from_pagecache, pagecache_flush, _refill_pagecache);
+# runtime/mgcscavenge.go: the page-level half of scavenging, Go 1.13's
+# (*mheap).scavengeLocked (mheap_scavenge: the highest free, unreleased pages
+# first; the madvise without the heap lock, unlike Go 1.13) and the
+# scavAddr cursor of Go 1.14 (mheap_scavenge's reset); runtime/mem_linux.go:
+# sysUnused (madvise MADV_DONTNEED). The pacing is goruntime/mgcscavenge.pyx.
 # freeSpan (mheap_freeSpan), and Go 1.13's sweepSpans (sweepspans_push). MHeap is the Python
 # view; its reserve() (prefaulted arenas for benchmarks) and
 # fail_reservations() (fault injection) have no Go counterpart.
@@ -14,12 +19,17 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from goruntime.sys cimport (mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE,
-    MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64,
-    storep, xadd64, store32, load32, store_release32, GR_ASSERT)
-from goruntime.lock cimport mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE
+    MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, alloc_aligned, ctz64, log2_64, popcount64,
+    storep, xadd64, load64, cas64, store32, load32, store_release32, GR_ASSERT)
+from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stats, SITE_OTHER, SITE_PCACHE,
+    SITE_SCAVENGE)
 from goruntime.mspanset cimport spanset_init, spanset_destroy, spanset_push
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
     list_insert, list_remove, spanview_t, span_copy, make_span)
+
+cdef extern from "<sys/mman.h>" nogil:
+    int madvise(void* addr, size_t length, int advice)
+    int MADV_DONTNEED
 
 cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexcept nogil:
     """-1 if the arena index cannot be mapped (h is then left for mheap_destroy)."""
@@ -40,6 +50,7 @@ cdef int mheap_init(mheap_t* h, const sizeclasses_t* sc, size_t max_bytes) noexc
     h.emptyspan.state = SPAN_DEAD
     spanset_init(&h.sweepSpans[0])
     spanset_init(&h.sweepSpans[1])
+    h.scav_addr = <uintptr_t>-1
     return 0
 
 
@@ -64,6 +75,7 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil:
         free(r.free_bits)
         free(r.scav_bits)
         free(r.spans)
+        free(r.zeroed)
     h.nregions = 0
     s = h.spanfree
     while s != NULL:
@@ -82,6 +94,15 @@ cdef void mheap_destroy(mheap_t* h) noexcept nogil:
 
 cdef inline bint _page_free(heapregion_t* r, size_t i) noexcept nogil:
     return (r.free_bits[i >> 6] >> (i & 63)) & 1
+
+
+cdef inline bint _page_in(heapregion_t* r, size_t i, bint released, uintptr_t fb, uintptr_t fe) noexcept nogil:
+    """Free (or, with released, free and released) page i of r; a page of the
+    run in flight [fb, fe) counts as free and not released yet."""
+    cdef uintptr_t a = r.base + i * PAGE_SIZE
+    if released:
+        return (r.scav_bits[i >> 6] >> (i & 63)) & 1
+    return _page_free(r, i) or (fb <= a < fe)
 
 
 cdef inline size_t* _hint(mheap_t* h, heapregion_t* r) noexcept nogil:
@@ -127,8 +148,10 @@ cdef void _set_pages(heapregion_t* r, size_t start, size_t n, bint isfree) noexc
             r.free_bits[i >> 6] &= ~((<uint64_t>1) << (i & 63))
 
 
-cdef size_t _take_scavenged(heapregion_t* r, size_t start, size_t n) noexcept nogil:
-    """Clears the never-used marks of a run; returns how many pages had one."""
+cdef size_t _take_released(heapregion_t* r, size_t start, size_t n) noexcept nogil:
+    """Clears the released marks of a run being allocated; returns how many
+    pages had one (heap lock held). Go's allocSpan then calls sysUsed, which
+    is nothing on Linux: a released page faults in again, zero, when touched."""
     cdef size_t i, count = 0
     cdef uint64_t bit
     for i in range(start, start + n):
@@ -137,6 +160,43 @@ cdef size_t _take_scavenged(heapregion_t* r, size_t start, size_t n) noexcept no
             count += 1
             r.scav_bits[i >> 6] &= ~bit
     return count
+
+
+cdef bint _alloc_needs_zero(heapregion_t* r, uintptr_t base, size_t npages) noexcept nogil:
+    """Go's allocNeedsZero: whether a new span of npages at base must be zeroed,
+    arena by arena, moving each arena's zeroedBase up to the span's end in it.
+
+    Memory below zeroedBase has been handed out before (and may have been
+    written, freed, even released and faulted in again): it is zeroed. Memory
+    at or above it was never handed out since the arena was mapped, so it is
+    the kernel's zero pages and is never cleared. The page-cache path calls
+    this without the heap lock, so zeroedBase only ever moves up, by CAS; two
+    allocations racing in one arena own disjoint runs, so whichever order
+    their CASes land in, neither sees the other's run as below zeroedBase."""
+    cdef bint needzero = False
+    cdef uintptr_t off, limit
+    cdef uint64_t zb
+    cdef uint64_t* word
+    cdef size_t ai, n
+    while npages > 0:
+        ai = (base - r.base) >> ARENA_SHIFT
+        word = &r.zeroed[ai]
+        off = (base - r.base) & (ARENA_BYTES - 1)     # the span's start in this arena
+        zb = load64(word)
+        if off < zb:
+            needzero = True
+        limit = off + npages * PAGE_SIZE
+        if limit > ARENA_BYTES:
+            limit = ARENA_BYTES
+        while limit > zb:
+            if cas64(word, zb, limit):
+                break
+            zb = load64(word)
+            GR_ASSERT(not (off < zb <= limit), "allocNeedsZero: zeroedBase moved into a run being allocated")
+        n = (limit - off) // PAGE_SIZE
+        base += limit - off
+        npages -= n
+    return needzero
 
 
 cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
@@ -178,8 +238,11 @@ cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
     r.free_bits = <uint64_t*>calloc(words, 8)
     r.scav_bits = <uint64_t*>calloc(words, 8)
     r.spans = <mspan_t**>calloc(r.npages, sizeof(mspan_t*))
-    if r.free_bits == NULL or r.scav_bits == NULL or r.spans == NULL:
-        free(r.free_bits); free(r.scav_bits); free(r.spans)
+    r.zeroed = <uint64_t*>calloc(size // ARENA_BYTES, 8)
+    if r.free_bits == NULL or r.scav_bits == NULL or r.spans == NULL or r.zeroed == NULL:
+        free(r.free_bits); free(r.scav_bits); free(r.spans); free(r.zeroed)
+        r.free_bits = r.scav_bits = r.zeroed = NULL
+        r.spans = NULL
         munmap(<void*>base, size)
         return -1
     for k in range(words):
@@ -192,8 +255,11 @@ cdef int _grow(mheap_t* h, size_t npages) noexcept nogil:
         h.order[pos] = h.order[pos - 1]
         pos -= 1
     h.order[pos] = idx
-    h.heap_sys += size
-    h.table_bytes += 2 * words * 8 + r.npages * sizeof(mspan_t*)
+    # Fresh memory is released (Go's grow: sysAlloc'd memory is untouched). The
+    # released count first: heap_retained reads heap_sys first.
+    xadd64(&h.released, <int64_t>r.npages)
+    xadd64(&h.heap_sys, <int64_t>size)
+    h.table_bytes += 2 * words * 8 + r.npages * sizeof(mspan_t*) + (size // ARENA_BYTES) * 8
     h.heap_grows += 1
     # Publish: spanOf finds the region through the index from here on.
     for k in range(base >> ARENA_SHIFT, (base + size) >> ARENA_SHIFT):
@@ -298,9 +364,12 @@ cdef mspan_t* _alloc_from_pagecache(mheap_t* h, size_t npages, int spanclass, pa
         pc.nspans += 1
         return NULL
     pc.cache &= ~mask
-    s.needzero = (pc.scav & mask) != mask
-    pc.scav &= ~mask
+    if pc.scav & mask:
+        xadd64(&h.released, -<int64_t>popcount64(pc.scav & mask))
+        pc.scav &= ~mask
     r = regionOf(h, s.startAddr)
+    # No heap lock here: another P may be moving the same arena's zeroedBase.
+    s.needzero = _alloc_needs_zero(r, s.startAddr, npages)
     _publish(h, r, s)
     xadd64(&h.pcache_allocs, 1)
     sweepspans_push(h, s)
@@ -392,9 +461,10 @@ cdef mspan_t* mheap_alloc(mheap_t* h, size_t npages, int spanclass, int site, pa
     _set_pages(r, start, npages, False)
     if start == _hint(h, r)[0]:
         _hint(h, r)[0] = start + npages
-    scav = _take_scavenged(r, start, npages)
-    # Pages never handed out are still the kernel's zero pages.
-    s.needzero = scav != npages
+    scav = _take_released(r, start, npages)
+    if scav:
+        xadd64(&h.released, -<int64_t>scav)
+    s.needzero = _alloc_needs_zero(r, s.startAddr, npages)
     _publish(h, r, s)
     if spanClassSizeclass(spanclass) == 0:
         list_insert(&h.large, s)
@@ -441,6 +511,109 @@ cdef void mheap_freeSpan(mheap_t* h, mspan_t* s, int site) noexcept nogil:
     unlock(&h.lock)
 
 
+# -- scavenging: the page-level half (the pacing is goruntime/mgcscavenge.pyx) ----------
+
+cdef inline uint64_t _below(size_t i) noexcept nogil:
+    """The bits of the pages below i within i's 64-page word (i & 63 of them)."""
+    return ((<uint64_t>1) << (i & 63)) - 1
+
+
+cdef heapregion_t* _scav_find(mheap_t* h, size_t max_pages, size_t* start, size_t* n) noexcept nogil:
+    """The highest run of at most max_pages free, unreleased pages below the
+    cursor, and moves the cursor down to its start; NULL (the cursor at the
+    bottom) when there is none. Heap lock held.
+
+    Highest first, as Go's scavenger goes: the allocator takes the lowest free
+    pages first, so the highest are the ones least likely to be wanted again
+    soon."""
+    cdef int k
+    cdef heapregion_t* r
+    cdef size_t top, i, w, hi, j
+    cdef uint64_t cand
+    for k in range(<int>h.nregions - 1, -1, -1):
+        r = &h.regions[h.order[k]]
+        if r.base >= h.scav_addr:
+            continue
+        top = r.npages
+        if h.scav_addr - r.base < r.npages * PAGE_SIZE:
+            top = (h.scav_addr - r.base) // PAGE_SIZE
+        i = top                              # candidates: pages below i
+        while i > 0:
+            w = (i - 1) >> 6
+            cand = r.free_bits[w] & ~r.scav_bits[w]
+            if (i & 63) != 0:
+                cand &= _below(i)
+            if cand == 0:
+                i = w * 64
+                continue
+            hi = w * 64 + <size_t>log2_64(cand) + 1      # the run's end (exclusive)
+            j = hi - 1
+            while j > 0 and hi - j < max_pages:
+                if not ((r.free_bits[(j - 1) >> 6] & ~r.scav_bits[(j - 1) >> 6]) >> ((j - 1) & 63)) & 1:
+                    break
+                j -= 1
+            start[0] = j
+            n[0] = hi - j
+            h.scav_addr = r.base + j * PAGE_SIZE
+            return r
+        h.scav_addr = r.base
+    return NULL
+
+
+cdef size_t mheap_scavenge(mheap_t* h, size_t max_pages, bint reset, size_t* released) noexcept nogil:
+    """Releases to the OS one run of at most max_pages free, unreleased pages:
+    the highest below the scavenger's cursor (Go 1.13's scavengeLocked, one
+    run); with reset, the cursor first goes back above every region (Go 1.14
+    resets its scavAddr at each new GC cycle). Returns the pages taken, 0 when
+    none is left below the cursor; *released is how many were released (all
+    of them, unless madvise failed).
+
+    The madvise runs without the heap lock: the run is first taken out of the
+    free bitmap (and recorded as in flight), so that no allocation, page-cache
+    refill or second release can take it meanwhile, then put back free and
+    released. Go 1.13 held the lock across the madvise; later Go (1.19's
+    scavengeOne) drops it too, marking the pages allocated meanwhile.
+
+    The caller holds gc_sema (the background scavenger, Runtime.free_os_memory,
+    Runtime.scavenger_step): a stop-the-world reader (verify, memstats,
+    heapmap), which reads the bitmaps without the heap lock, never sees a run
+    in flight, and one run at most is in flight at a time."""
+    cdef heapregion_t* r
+    cdef size_t start = 0, n = 0, i, hint
+    cdef int err
+    released[0] = 0
+    if max_pages == 0:
+        return 0
+    lock(&h.lock, SITE_SCAVENGE)
+    GR_ASSERT(h.scav_inflight_npages == 0, "two page releases in flight at once")
+    if reset:
+        h.scav_addr = <uintptr_t>-1
+    r = _scav_find(h, max_pages, &start, &n)
+    if r == NULL:
+        unlock(&h.lock)
+        return 0
+    _set_pages(r, start, n, False)
+    h.scav_inflight_base = r.base + start * PAGE_SIZE
+    h.scav_inflight_npages = n
+    unlock(&h.lock)
+    # sysUnused: the kernel drops the pages; the next touch faults in a zero page.
+    err = madvise(<void*>(r.base + start * PAGE_SIZE), n * PAGE_SIZE, MADV_DONTNEED)
+    lock(&h.lock, SITE_SCAVENGE)
+    _set_pages(r, start, n, True)
+    if err == 0:
+        for i in range(start, start + n):
+            r.scav_bits[i >> 6] |= (<uint64_t>1) << (i & 63)
+        xadd64(&h.released, <int64_t>n)
+        released[0] = n
+    hint = _hint(h, r)[0]
+    if start < hint:
+        _hint(h, r)[0] = start
+    h.scav_inflight_base = 0
+    h.scav_inflight_npages = 0
+    unlock(&h.lock)
+    return n
+
+
 cdef class MHeap:
     """The page heap (Go's mheap_): arenas, the page allocator and large spans."""
 
@@ -466,20 +639,33 @@ cdef class MHeap:
             unlock(&self.h.lock)
 
     def free_runs(self):
-        """The free page runs as (base address, npages), in address order."""
+        """The free page runs as (base address, npages), in address order (a run
+        the scavenger is releasing at this moment counts as free)."""
+        return self._runs(False)
+
+    def released_runs(self):
+        """The free runs of released pages (never used since their arena was
+        reserved, or given back to the OS), as (base address, npages), in address
+        order; pages in the Ps' page caches are not listed."""
+        return self._runs(True)
+
+    def _runs(self, bint released):
         self._check()
         cdef heapregion_t* r
         cdef size_t i, start
+        cdef uintptr_t fb, fe
         runs = []
         lock(&self.h.lock, SITE_OTHER)
         try:
+            fb = self.h.scav_inflight_base
+            fe = fb + self.h.scav_inflight_npages * PAGE_SIZE
             for k in range(self.h.nregions):
                 r = &self.h.regions[self.h.order[k]]
                 i = 0
                 while i < r.npages:
-                    if _page_free(r, i):
+                    if _page_in(r, i, released, fb, fe):
                         start = i
-                        while i < r.npages and _page_free(r, i):
+                        while i < r.npages and _page_in(r, i, released, fb, fe):
                             i += 1
                         runs.append((r.base + start * PAGE_SIZE, i - start))
                     else:

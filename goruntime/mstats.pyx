@@ -9,10 +9,15 @@
 #   HeapIdle + HeapInuse == HeapSys
 #   Mallocs - Frees == HeapObjects
 #   HeapAlloc <= HeapInuse
+#   HeapReleased <= HeapIdle
+# HeapReleased counts the free pages whose memory is the OS's: never touched
+# since their arena was reserved (Go counts fresh memory as released too), or
+# returned by the scavenger or free_os_memory (mgcscavenge.pyx). A release in
+# progress is never seen here: it holds gc_sema, as this read does.
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
-from goruntime.sys cimport popcount64, load32, load64
+from goruntime.sys cimport popcount64, load32, load64, GR_ASSERT
 from goruntime.mspan cimport mspan_t, mspanlist_t
 from goruntime.mheap cimport mheap_t, heapregion_t, ARENA_BYTES, SWEEP_BY_COUNT
 from goruntime.mcentral cimport mcentral_t, MCENTRAL_SPANSET, partialUnswept
@@ -92,7 +97,8 @@ cdef void memstats_read(runtime_t* rt, memstats_t* st) noexcept nogil:
     st.sweep_ns = load64(&h.sweep_ns)
     for i in range(SWEEP_BY_COUNT):
         st.nswept[i] = load64(&h.nswept[i])
-    st.heap_sys = h.heap_sys
+    GR_ASSERT(st.scav_pages == load64(&h.released), "HeapReleased recounted from the bitmaps differs from the released count")
+    st.heap_sys = load64(&h.heap_sys)
     st.nspans_inuse = h.nspans_inuse
     st.nspans_alloc = h.nspans_alloc
     st.bits_bytes = h.bits_bytes

@@ -3,6 +3,7 @@ from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.runtime2 cimport runtime_t, p_t, m_t
 from goruntime.mheap cimport MHeap
 from goruntime.sizeclasses cimport SizeClasses
+from goruntime.mgcscavenge cimport scavenger_t
 
 # A copy made with the world stopped (Runtime._stopped): C only, 0 or -1 (out of memory).
 ctypedef int (*stopped_fn)(runtime_t* rt, void* arg) noexcept nogil
@@ -17,6 +18,7 @@ cdef class Runtime:
     cdef bint _ready              # every structure allocated and initialised
     cdef uint64_t serial          # unique per Runtime in the process: a thread's proc() binding names it
     cdef object _bgsweep          # the background sweeper's M (proc.M), with sweep="concurrent"
+    cdef scavenger_t* scav        # the background scavenger (its thread runs if scavenger=True)
     cdef object __weakref__
 
     cdef bint _usable(self) noexcept

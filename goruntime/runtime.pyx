@@ -53,6 +53,9 @@ from goruntime.proc cimport (sched_init, sched_destroy, acquirep, try_acquirep, 
     startTheWorld, make_P, fork_generation, M, bgsweep_wait_parked)
 from goruntime.mgc cimport gcStart, gcTryStart, gcSweepAll, bgsweep, set_heap_goal, verify_heap, gcwork_init
 from goruntime.mgcsweep cimport reclaim
+from goruntime.mgcscavenge cimport (scavenger_new, scavenger_start, scavenger_stop, scavenger_free,
+    scavenge_step, scavenge_all, scavenger_stats)
+from goruntime.sizeclasses cimport PAGE_SIZE
 from goruntime.malloc cimport mallocgc, free_object, object_extent, FREE_OK, FREE_DOUBLE_FREE
 from goruntime.mstats cimport (memstats_t, memstats_read, memstats_dict, heapmap_t, heapmap_fill,
     heapmap_free, heapmap_object)
@@ -453,12 +456,13 @@ cdef class Runtime:
     mheap are shared. gogc=None turns the GC trigger off; max_heap caps HeapSys
     in bytes (whole 64 MiB arenas). gctrace=True prints Go's GODEBUG=gctrace=1
     line for each collection to the process's stderr (fd 2), in the format of
-    the size-class table's Go version.
+    the size-class table's Go version. scavenger=False leaves out the background
+    scavenger's thread (free_os_memory() and scavenger_step() still release).
     """
 
     def __cinit__(self, gomaxprocs=None, sizeclasses="go1.13", gogc=100, max_heap=None,
                   mcache="lockfree", mcentral="mutex", pagecache=False, sweep="concurrent",
-                  gctrace=False):
+                  gctrace=False, scavenger=True):
         global _last_serial
         self.rt = NULL
         self._closed = True
@@ -477,6 +481,7 @@ cdef class Runtime:
         check_modes(mcache, mcentral, pagecache, sweep)
         pagecache = check_bool("pagecache", pagecache)
         gctrace = check_bool("gctrace", gctrace)
+        scavenger = check_bool("scavenger", scavenger)
         self.modes = {"mcache": mcache, "mcentral": mcentral, "pagecache": pagecache, "sweep": sweep}
         self.sizeclasses = SizeClasses(version)
         self.heap = MHeap.__new__(MHeap)
@@ -529,6 +534,10 @@ cdef class Runtime:
         set_heap_goal(rt)
         gcwork_init(rt, GCTRACE_OFF if not gctrace else
                     GCTRACE_GO119 if version == "go1.19" else GCTRACE_GO113)
+        self.scav = scavenger_new(rt)
+        if self.scav == NULL:
+            sched_destroy(rt)
+            raise MemoryError("cannot allocate the scavenger")
         if sweep == "concurrent":
             self._bgsweep = M(BGSWEEP_TRACK)
             if (<M>self._bgsweep).start(rt, bgsweep, NULL) != 0:
@@ -543,6 +552,8 @@ cdef class Runtime:
         _RUNTIMES[self.serial] = self
         self._ready = True
         self._closed = False
+        if scavenger and scavenger_start(self.scav) != 0:
+            raise MemoryError("cannot start the scavenger's thread")
 
     def __dealloc__(self):
         # Without close(): nothing can be running (a call, a block, a workload
@@ -552,12 +563,17 @@ cdef class Runtime:
         if rt == NULL:
             return
         forked = self._ready and rt.sched.forkgen != fork_generation()
+        if self.scav != NULL:
+            with nogil:
+                scavenger_stop(self.scav)       # no wait in a fork's child
         if self._ready and not self._closed and not forked:
             with nogil:
                 sched_close(rt)
         self._join_bgsweep()
         self._closed = True
         self._release_heap()
+        scavenger_free(self.scav)
+        self.scav = NULL
         if self._ready and not forked:
             # In a fork's child a condition variable may count waiters that do
             # not exist there, and destroying it would wait for them.
@@ -823,6 +839,50 @@ cdef class Runtime:
                 gcSweepAll(self.rt)
             self._leave(mp)
 
+    def free_os_memory(self):
+        """Go's debug.FreeOSMemory: a collection, then every free page goes back to
+        the OS at once (madvise MADV_DONTNEED), whatever the scavenger's goal.
+        Returns the bytes released. The pages stay mapped: reusing one faults in a
+        zero page, and the span that reuses it is zeroed again (it lies below its
+        arena's zeroedBase)."""
+        cdef uint64_t released = 0
+        cdef int err
+        self.gc()
+        with nogil:
+            err = scavenge_all(self.scav, &released)
+        if err:
+            raise GoRuntimeError("runtime closed")
+        return released
+
+    def scavenger_step(self):
+        """One step of the background scavenger, run on the calling thread, with
+        no pacing sleep: if the retained heap (HeapSys - HeapReleased) is over
+        110% of the heap goal, releases at most 64 KiB of the highest free pages.
+        Returns the bytes released, 0 when there is nothing to do. For tests and
+        teaching; with Runtime(scavenger=False) it is the only background release."""
+        cdef size_t pages = 0
+        cdef bint idle = True, done = False
+        self._check_call()
+        with nogil:
+            pthread_mutex_lock(&self.rt.sched.gc_sema)
+            if not sched_closed(self.rt):
+                pages = scavenge_step(self.scav, &idle)
+                done = True
+            pthread_mutex_unlock(&self.rt.sched.gc_sema)
+        if not done:
+            raise GoRuntimeError("runtime closed")
+        return pages * PAGE_SIZE
+
+    def scavenger_stats(self):
+        """The scavenger's figures: running (its thread), tid (its kernel thread id), goal (bytes of retained
+        heap it aims at, None with GOGC off or before its first step), retained
+        (HeapSys - HeapReleased now), released (bytes released by its steps),
+        free_os_memory_released, steps, parks (steps with nothing to do), cpu_ns
+        (its thread's CPU time), busy_cpu_ns / busy_wall_ns and their ratio
+        cpu_share (while it had work: the pacing aims at 1%), last_sleep_ns."""
+        self._check_call()
+        return scavenger_stats(self.scav)
+
     def memstats(self):
         """A consistent MemStats snapshot, read with the world stopped (as Go's ReadMemStats).
         Like Go 1.13's updatememstats it flushes every mcache first, so the spans they held
@@ -1082,14 +1142,17 @@ cdef class Runtime:
             return
         if self.rt.sched.forkgen != fork_generation():
             # The child of a fork: its locks may be held by threads that do not
-            # exist here; only the memory is given back.
+            # exist here (the scavenger's too); only the memory is given back.
             self._closed = True
+            scavenger_stop(self.scav)
             self._release_heap()
             return
         if tls.busy:
             raise GoRuntimeError(_REENTRANT)
         self._closed = True
         with nogil:
+            # The scavenger first: it touches the heap without a P.
+            scavenger_stop(self.scav)
             sched_close(self.rt)
         self._join_bgsweep()
         self._release_heap()

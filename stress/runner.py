@@ -20,11 +20,16 @@ comparison modes (mcache lockfree / locked / shared / none, mcentral mutex / spa
 the per-P page cache), mostly Go 1.13's.
 
 While Ms run this thread verifies the heap (Runtime.verify, stop-the-world),
-checks MemStats invariants, and calls rt.gc() at random moments; Ms also start
-collections at random. Between phases, with no M running, every object is known:
-after a gc HeapObjects must equal what the slots hold, and Mallocs every
-allocation the kernels made. Any violation stops the run with a report naming
-the seed, the configuration and the first broken invariant.
+checks MemStats invariants, and calls rt.gc() at random moments, a quarter of
+them as rt.free_os_memory() (a collection, then every free page released to
+the OS while the Ms allocate); Ms also start collections at random, and the
+background scavenger releases pages down to its goal throughout. Between
+phases, with no M running, every object is known: after a gc HeapObjects must
+equal what the slots hold, and Mallocs every allocation the kernels made; now
+and then free_os_memory must then leave no free page unreleased but those in
+the Ps' page caches. The kernels check that every new object reads zero, which
+covers released pages coming back. Any violation stops the run with a report
+naming the seed, the configuration and the first broken invariant.
 """
 import argparse
 import json
@@ -41,6 +46,7 @@ from stress.kernels import DEFAULT_MIX, Stress, _check_mix
 
 WORKLOADS = ("larson", "prodcons", "mstress", "oom")
 ARENA = 64 << 20
+PAGE = 8 << 10
 
 # A heavier mix for the oom workload, so that a few thousand objects fill arenas.
 OOM_HEAVY = ((32769, 262144, 20.0), (262145, 1 << 20, 2.0))
@@ -101,7 +107,9 @@ class Counters:
         self.ops_done = 0           # of finished slices
         self.tags_done = 0
         self.checks = 0
-        self.gcs = 0                # rt.gc() from this thread
+        self.gcs = 0                # rt.gc() (and rt.free_os_memory()) from this thread
+        self.releases = 0           # rt.free_os_memory() from this thread
+        self.scavenged = 0          # bytes the background scavengers released
         self.kernel_gcs = 0         # collections the Ms started
         self.ooms = 0
         self.phases = 0
@@ -301,6 +309,26 @@ class Slice:
         if any(s != "P_IDLE" for s in ps):
             self.fail(f"no M runs but the Ps are {ps}")
         self.c.checks += 3
+        if self.rng.random() < 0.25:
+            self.check_released(rt)
+
+    def check_released(self, rt):
+        """With no M running: free_os_memory leaves unreleased only the free pages parked
+        in the Ps' page caches (64 at most per cache), and the scavenger still runs."""
+        rt.free_os_memory()
+        self.c.releases += 1
+        ms = rt.memstats()
+        problems = memstats_problems(ms, self.prev_ms)
+        self.prev_ms = ms
+        if problems:
+            self.fail("MemStats after free_os_memory: " + problems[0])
+        parked = 64 * PAGE * (len(rt.ps) + 1)
+        if ms.HeapIdle - ms.HeapReleased > parked:
+            self.fail(f"free_os_memory left {ms.HeapIdle - ms.HeapReleased} idle bytes unreleased "
+                      f"(HeapIdle {ms.HeapIdle}, HeapReleased {ms.HeapReleased})")
+        if not rt.scavenger_stats()["running"]:
+            self.fail("the background scavenger is not running")
+        self.c.checks += 2
 
     # -- phases --------------------------------------------------------------------
 
@@ -362,7 +390,11 @@ class Slice:
                     self.fail(problem)
                 next_check = time.monotonic() + self.check_interval
             elif running and now >= next_gc:
-                rt.gc()
+                if self.rng.random() < 0.25:
+                    rt.free_os_memory()         # a collection, then every free page released
+                    self.c.releases += 1
+                else:
+                    rt.gc()
                 self.c.gcs += 1
                 next_gc = time.monotonic() + self.rng.expovariate(1 / self.gc_interval)
             elif running and self.workload == "oom" and self.rng.random() < 0.02:
@@ -455,6 +487,8 @@ class Slice:
                 self.fail(f"everything was freed and collected, but HeapObjects {ms.HeapObjects}, "
                           f"HeapAlloc {ms.HeapAlloc}, HeapInuse {ms.HeapInuse}")
             self.c.checks += 2
+            self.check_released(rt)
+            self.c.scavenged += rt.scavenger_stats()["released"]
             ops = sum(sum(st.progress()) for st in sts)
             self.c.live_ops = None
             self.c.ops_done = base + ops
@@ -633,7 +667,8 @@ def run_stress(*, duration=None, ops=None, ms=None, gomaxprocs=None, workloads=W
                 "elapsed": round(time.monotonic() - c.start, 2),
                 "ms": ms, "gomaxprocs": gomaxprocs, "workloads": workloads, "ops": c.ops_done,
                 "tags_checked": c.tags_done, "checks": c.checks, "violations": 0, "gcs": c.gcs,
-                "kernel_gcs": c.kernel_gcs, "ooms": c.ooms, "phases": c.phases, "slices": results}
+                "kernel_gcs": c.kernel_gcs, "ooms": c.ooms, "phases": c.phases,
+                "free_os_memory": c.releases, "scavenged_bytes": c.scavenged, "slices": results}
 
     try:
         while True:
@@ -810,7 +845,8 @@ def cmd_stress(args):
               f"({summary['tags_checked']} tag checks), {summary['checks']} invariant checks passed, "
               f"0 violations  [seed {summary['seed']}, {summary['ms']} Ms on {summary['gomaxprocs']} Ps, "
               f"{summary['phases']} phases, {summary['gcs']} + {summary['kernel_gcs']} gcs, "
-              f"{summary['ooms']} ooms absorbed]")
+              f"{summary['ooms']} ooms absorbed, {summary['free_os_memory']} free_os_memory, "
+              f"{summary['scavenged_bytes'] / 2**20:.1f} MiB scavenged]")
         by = {}
         for s in summary["slices"]:
             b = by.setdefault(s["workload"], [0, 0, 0.0])

@@ -43,6 +43,7 @@ MCACHELOCK = SITE_NAMES[LockSite.SITE_MCACHE]
 PAGECACHE = SITE_NAMES[LockSite.SITE_PCACHE]
 OTHERLOCK = SITE_NAMES[LockSite.SITE_OTHER]
 SHAREDLOCK = SITE_NAMES[LockSite.SITE_SHARED]
+SCAVENGE = SITE_NAMES[LockSite.SITE_SCAVENGE]
 # Frames of the stacks that lead to a site but take no lock themselves.
 MALLOCGC = "runtime.mallocgc"
 HEAPALLOC = "runtime.(*mheap).alloc"
@@ -77,6 +78,8 @@ SITE_STACKS = {
     ("sched", STOPTHEWORLD): (STOPTHEWORLD, GCSTART),
     ("mcache", MCACHELOCK): (MCACHELOCK, MALLOCGC),
     ("sharedcache", SHAREDLOCK): (SHAREDLOCK, MALLOCGC),
+    # The background scavenger (free_os_memory takes the same site).
+    ("mheap", SCAVENGE): (SCAVENGE, "runtime.bgscavenge"),
 }
 
 # Go source files, for pprof's Function.filename.
@@ -94,6 +97,7 @@ GO_FILES = {
     ACQUIREP: "runtime/proc.go", RELEASEP: "runtime/proc.go", STOPTHEWORLD: "runtime/proc.go",
     "runtime.schedule": "runtime/proc.go", "runtime.handoffp": "runtime/proc.go",
     OTHERLOCK: "runtime/lock_futex.go",
+    SCAVENGE: "runtime/mgcscavenge.go", "runtime.bgscavenge": "runtime/mgcscavenge.go",
 }
 
 
