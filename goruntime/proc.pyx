@@ -283,7 +283,13 @@ cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil:
     GR_ASSERT(pp != NULL, "gcstopm without a P")
     mp.park_start = nanotime()
     lock(&rt.sched.lock, SITE_RELEASEP)
-    GR_ASSERT(rt.sched.gcwaiting, "gcstopm while the world is not stopping")
+    if not rt.sched.gcwaiting:
+        # The world restarted between the safe point's relaxed read and the lock:
+        # startTheWorld hands this M its P before it clears gcwaiting, so an M
+        # that spun for its P may still see the last stop. Parking now would
+        # count a stop that is not there, and hang the next one.
+        unlock(&rt.sched.lock)
+        return
     if not rt.sched.handback:
         unlock(&rt.sched.lock)
         releasep(rt, mp)

@@ -584,6 +584,23 @@ def _check_mix(mix):
     return out
 
 
+def heap_objects(objs, packs):
+    """How many heap objects the objects (addr, size, tag, ...) are after a
+    collection: live tiny objects sharing a 16 B block are one, whichever Stress
+    holds them (every M packs into its P's block, or in the "shared" mode into
+    the one block of the shared cache). packs: the runtime has a tiny allocator
+    (not Runtime(mcache="none"))."""
+    tiny_blocks = set()
+    other = 0
+    for o in objs:
+        addr, size, tag = o[0], o[1], o[2]
+        if packs and size < TINY_SIZE and (tag >> NOSCAN_BIT) & 1:
+            tiny_blocks.add(addr & ~(TINY_SIZE - 1))
+        else:
+            other += 1
+    return other + len(tiny_blocks)
+
+
 cdef class Stress:
     """Slots and their objects on one Runtime, and the phases that run Ms over them.
 
@@ -839,16 +856,7 @@ cdef class Stress:
         objects that is after a collection (live tiny objects sharing a 16 B
         block are one heap object, as in Go's HeapObjects)."""
         objs = self._objects()
-        tiny_blocks = set()
-        other = 0
-        # Without an mcache there is no tiny allocator (Runtime(mcache="none")).
-        packs = self.rt.modes["mcache"] != "none"
-        for addr, size, tag, _, _ in objs:
-            if packs and size < TINY_SIZE and (tag >> NOSCAN_BIT) & 1:
-                tiny_blocks.add(addr & ~(TINY_SIZE - 1))
-            else:
-                other += 1
-        return len(objs), other + len(tiny_blocks)
+        return len(objs), heap_objects(objs, self.rt.modes["mcache"] != "none")
 
     def release_all(self):
         """Checks and frees every object the slots hold, from this thread

@@ -319,12 +319,13 @@ class APIFuzz(RuleBasedStateMachine):
                 mcache=st.sampled_from(["lockfree", "lockfree", "locked", "shared", "none"]),
                 mcentral=st.sampled_from(["mutex", "mutex", "spanset"]),
                 pagecache=st.sampled_from([False, False, True]),
+                sweep=st.sampled_from(["concurrent", "concurrent", "stw"]),
                 stats_every=st.sampled_from([1, 3, 8]),
                 verify_every=st.sampled_from([1, 4, 16]),
                 giants=st.sampled_from([0, 0, 0, 1]))
-    def setup(self, gogc, version, mcache, mcentral, pagecache, stats_every, verify_every, giants):
+    def setup(self, gogc, version, mcache, mcentral, pagecache, sweep, stats_every, verify_every, giants):
         self.config = dict(gomaxprocs=2, gogc=gogc, sizeclasses=version, mcache=mcache,
-                           mcentral=mcentral, pagecache=pagecache)
+                           mcentral=mcentral, pagecache=pagecache, sweep=sweep)
         self._open()
         self.gogc = gogc
         self.stats_every = stats_every
