@@ -65,6 +65,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 from goruntime import GoRuntimeError, Runtime
 from conftest import MAX_SMALL, PAGE, STAT_FIELDS, assert_memstats_invariants, stat_snapshot
+from tests import testkernels as tk
 
 TINY = 16
 MAX_SIZE = 70000
@@ -1255,6 +1256,10 @@ class APIFuzz(RuleBasedStateMachine):
     def memstats_match(self):
         if self.rt is None or self.step % self.stats_every:
             return
+        # The reference frees an object at the first collection after its free; the
+        # runtime, once its span is swept, which a collection the heap trigger
+        # started leaves to the sweepers: end that sweep first.
+        tk.finish_sweep(self.rt)
         ms = self.rt.memstats()
         if not self.procs and not self.gens:
             # No block is open: after the stop-the-world every P is idle (a P parked by a

@@ -5,8 +5,9 @@
   test_fastpath can read its machine code back with objdump.
 - tsan_canary: a deliberate data race, so that tools/tsan.py can show that its
   ThreadSanitizer setup reports one (a clean run would prove nothing otherwise).
-- collect_without_sweeping, pause_background_sweeper, ensure_swept_race: the
-  sweep's states held still, for tests/test_mgcsweep.py.
+- collect_without_sweeping, pause_background_sweeper, ensure_swept_race,
+  finish_sweep: the sweep's states held still, or brought to their end, for
+  tests/test_mgcsweep.py and the fuzzer's reference.
 """
 from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
@@ -16,7 +17,8 @@ from goruntime.runtime2 cimport p_t, runtime_t
 from goruntime.malloc cimport mallocgc
 from goruntime.sys cimport pthread_mutex_lock, pthread_mutex_unlock
 from goruntime.mheap cimport spanOf
-from goruntime.mgc cimport gcStart
+from goruntime.mgc cimport gcStart, gcSweepAll
+from goruntime.runtime2 cimport m_t
 from goruntime.mgcsweep cimport ensureSwept
 from goruntime.proc cimport bgsweep_pause
 from goruntime.runtime cimport Runtime
@@ -90,6 +92,19 @@ def collect_without_sweeping(Runtime rt):
         pthread_mutex_lock(&rt.rt.sched.gc_sema)
         gcStart(rt.rt, NULL)
         pthread_mutex_unlock(&rt.rt.sched.gc_sema)
+
+
+def finish_sweep(Runtime rt):
+    """Sweeps every span the last collection left, on this thread with a P, as
+    Runtime.gc() does after its pause, without a collection of its own: MemStats
+    then counts no object freed before that collection."""
+    cdef m_t scratch
+    cdef m_t* mp
+    rt._check_call()
+    mp = rt._enter(&scratch)
+    with nogil:
+        gcSweepAll(rt.rt)
+    rt._leave(mp)
 
 
 def pause_background_sweeper(Runtime rt, bint paused):
