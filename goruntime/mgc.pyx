@@ -2,12 +2,11 @@
 # mgc: the collection (runtime/mgc.go: gcStart), the sweep of each mcentral
 # design and of large objects (runtime/mgcsweep.go), and the heap verifier;
 # see mgc.pxd.
-from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
-from libc.string cimport memset
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from goruntime.sys cimport (pthread_mutex_trylock, pthread_mutex_unlock,
-    popcount64, nanotime, store32, store64, load32, load64, load_relaxed32, sched_yield, GR_ASSERT)
+    popcount64, nanotime, store32, store64, load32, load64, load_relaxed32, sched_yield)
 from goruntime.mspan cimport mspan_t, mspanlist_t, SPAN_INUSE, span_count_alloc
-from goruntime.mheap cimport (mheap_t, heapregion_t, pagecache_t, spanOf, sweptSpans, unsweptSpans,
+from goruntime.mheap cimport (mheap_t, heapregion_t, pagecache_t, spanOf, unsweptSpans,
     SWEEP_BY_BACKGROUND, SWEEP_BY_GC_CALL)
 from goruntime.sizeclasses cimport MAX_SPAN_CLASSES, PAGE_SIZE, spanClassSizeclass
 from goruntime.mcentral cimport (mcentral_t, MCENTRAL_SPANSET, partialSwept, partialUnswept,

@@ -3,9 +3,8 @@
 # mcentral.mcentral_sweep; that of a large span is here.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from goruntime.sys cimport (load32, store32, load64, store64, xadd64, cpu_relax, sched_yield,
-    nanotime, GR_ASSERT)
+    nanotime)
 from goruntime.lock cimport SITE_FREESPAN
-from goruntime.mspan cimport SPAN_INUSE
 from goruntime.mspanset cimport spanset_t, spanset_pop, spanset_reset
 from goruntime.mheap cimport (heapregion_t, mheap_freeSpan, sweepspans_push, unsweptSpans,
     SWEEP_BY_CREDIT, SWEEP_BY_RECLAIM, SWEEP_BY_ENSURE, SWEEP_BY_STW)

@@ -25,7 +25,7 @@ from goruntime.lock cimport (mutex_init, mutex_destroy, lock, unlock, mutex_stat
     SITE_SCAVENGE)
 from goruntime.mspanset cimport spanset_init, spanset_destroy, spanset_push
 from goruntime.mspan cimport (SPAN_DEAD, SPAN_INUSE, span_alloc_bits, span_free_bits,
-    list_insert, list_remove, spanview_t, span_copy, make_span)
+    list_insert, list_remove)
 
 cdef extern from "<sys/mman.h>" nogil:
     int madvise(void* addr, size_t length, int advice)
