@@ -19,7 +19,7 @@ cdef void mutex_destroy(mutex_t* mu) noexcept nogil:
 # Each thread's total wait on runtime locks, for per-M figures.
 cdef extern from *:
     """
-    static __thread uint64_t gr_thread_lock_wait_ns;
+    static GR_THREAD_LOCAL uint64_t gr_thread_lock_wait_ns;
     """
     uint64_t tls_lock_wait_ns "gr_thread_lock_wait_ns"
 

@@ -84,7 +84,7 @@ cdef extern from *:
     """
     #include <pthread.h>
     typedef struct { uint64_t serial; void *sess; int busy; } gr_tls_t;
-    static __thread gr_tls_t gr_tls;
+    static GR_THREAD_LOCAL gr_tls_t gr_tls;
     static void gr_tls_child(void) { gr_tls.serial = 0; gr_tls.sess = 0; gr_tls.busy = 0; }
     static int gr_tls_register(void) { return pthread_atfork(NULL, NULL, gr_tls_child); }
     """

@@ -28,6 +28,12 @@
 
 static inline int gr_lockstats_enabled(void) { return GORUNTIME_LOCKSTATS; }
 
+/* Thread-local storage read on every call from Python: initial-exec, so that
+ * each access is one %fs-relative load. The default model for a shared object
+ * (general or local dynamic) calls __tls_get_addr instead; these few words fit
+ * in the static TLS that glibc reserves for modules loaded with dlopen. */
+#define GR_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
+
 /* GR_ASSERT(cond, what): the model's own invariants, checked where a breach
  * would otherwise show up much later as corrupt memory (the role of Go's
  * throw). Only in builds without NDEBUG (`make debug`), where a failure prints

@@ -8,7 +8,7 @@ from goruntime.sys cimport (pthread_mutex_init, pthread_mutex_destroy, pthread_m
 # The buffer of the M running on this thread, if it records.
 cdef extern from *:
     """
-    static __thread void *gr_trace_buf;
+    static GR_THREAD_LOCAL void *gr_trace_buf;
     """
     void* tls_trace_buf "gr_trace_buf"
 
