@@ -13,7 +13,7 @@ from goruntime.mcentral cimport mcentral_allocObject
 from goruntime.mcache cimport mcache_nextFree
 from goruntime.runtime2 cimport MCACHE_NONE, MCACHE_SHARED
 from goruntime.mheap cimport mheap_alloc, spanOf
-from goruntime.mgcsweep cimport ensureSwept, deductSweepCredit
+from goruntime.mgcsweep cimport ensureSwept, span_swept, deductSweepCredit
 from goruntime.mspan cimport SPAN_INUSE, slot_allocated, slot_freed, span_objindex
 from goruntime.sizeclasses cimport PAGE_SHIFT, PAGE_SIZE, spanClassSizeclass
 
@@ -109,11 +109,9 @@ cdef inline int _locate(runtime_t* rt, uintptr_t addr, mspan_t** sp, uint32_t* i
     swept until it is done."""
     cdef mspan_t* s = spanOf(rt.heap, addr)
     cdef uintptr_t off
-    while s != NULL:
+    while s != NULL and not span_swept(rt.heap, s):
         ensureSwept(rt.heap, s)
-        if spanOf(rt.heap, addr) == s:
-            break
-        s = spanOf(rt.heap, addr)
+        s = spanOf(rt.heap, addr)       # the sweep may have given the span back
     if s == NULL or s.state != SPAN_INUSE or addr < s.startAddr or addr >= s.limit:
         return FREE_BAD_POINTER
     off = addr - s.startAddr

@@ -26,7 +26,8 @@
 # gcPaceSweeper (its pacing); runtime/mheap.go: (*mheap).reclaim. Go 1.13
 # finds unswept spans in mheap_.sweepSpans, Go 1.16 in the mcentrals'
 # unswept sets: the model follows the design of its mcentral.
-from libc.stdint cimport uint64_t, uintptr_t
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
+from goruntime.sys cimport load32
 from goruntime.mspan cimport mspan_t
 from goruntime.mheap cimport mheap_t
 
@@ -39,3 +40,11 @@ cdef void deductSweepCredit(mheap_t* h, uintptr_t spanBytes, uintptr_t callerSwe
 cdef void reclaim(void* h, size_t npages) noexcept nogil
 cdef void finishsweep_m(mheap_t* h) noexcept nogil
 cdef void sweep_start(mheap_t* h, uint64_t heap_goal) noexcept nogil
+
+
+cdef inline bint span_swept(mheap_t* h, mspan_t* s) noexcept nogil:
+    """s needs no sweeping this cycle: swept (h), or swept and then cached (h+3).
+    Inline, so that a free finds a swept span without a call into this module."""
+    cdef uint32_t sg = h.sweepgen
+    cdef uint32_t spg = load32(&s.sweepgen)
+    return spg == sg or spg == sg + 3

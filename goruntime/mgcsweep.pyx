@@ -104,9 +104,8 @@ cdef void ensureSwept(mheap_t* h, mspan_t* s) noexcept nogil:
     """Go's (*mspan).ensureSwept: returns once s is swept (or no longer in use).
     The caller holds a P, so no collection can start meanwhile."""
     cdef uint32_t sg = h.sweepgen
-    cdef uint32_t spg = load32(&s.sweepgen)
     cdef int spins = 0
-    if spg == sg or spg == sg + 3:
+    if span_swept(h, s):
         return
     if span_tryAcquire(s, sg):
         _sweep(h, s, SWEEP_BY_ENSURE)
