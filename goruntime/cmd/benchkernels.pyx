@@ -218,32 +218,18 @@ def mcache_hit(Runtime rt not None, ms, size, spans_per_m):
     return per_m, sum(b.ops[i] for i in range(ms)) / wall, share
 
 
-def c_span_floor(nspans, elemsize, in_memory=False):
+def c_span_floor(nspans, elemsize, in_memory=False, threads=1):
     """ns per allocation of the plain C span loop over nspans 8 KiB spans of its own
-    (mapped and prefaulted here, so that no page fault is timed); in_memory: with the
+    (mapped and prefaulted, so that no page fault is timed), per thread, with
+    `threads` threads at once (each with spans of its own: what the machine's
+    memory gives two cores streaming through fresh spans); in_memory: with the
     span's state loaded and stored back for each object."""
-    cdef uint64_t ops = 0, ns, spans = check_int("nspans", nspans, 1, 1 << 16)
-    cdef uint32_t size = check_int("elemsize", elemsize, 8, 8192)
-    cdef bint mem_state = check_bool("in_memory", in_memory)
-    cdef uintptr_t mem, a
-    cdef size_t nbytes = <size_t>spans * 8192
-    cdef void* p = mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    if p == MAP_FAILED:
-        raise MemoryError(f"cannot map {nbytes} bytes")
-    mem = <uintptr_t>p
-    try:
-        with nogil:
-            a = mem
-            while a < mem + nbytes:
-                (<char*>a)[0] = 0
-                a += 4096
-            if mem_state:
-                ns = c_span_loop_mem(mem, spans, size, &ops)
-            else:
-                ns = c_span_loop(mem, spans, size, &ops)
-    finally:
-        munmap(p, nbytes)
-    return <double>ns / ops
+    spans = check_int("nspans", nspans, 1, 1 << 16)
+    size = check_int("elemsize", elemsize, 8, 8192)
+    mode = SPAN_STATE_IN_MEMORY if check_bool("in_memory", in_memory) else SPAN_STATE_IN_REGISTERS
+    threads = check_int("threads", threads, 1, 64)
+    rate, _, _ = _c_run(threads, _c_span_main, [(8, 8, 1.0)], 0.0, mode, size, spans * 8192)
+    return threads * 1e9 / rate
 
 
 # --- the C baselines of the scaling rows ---------------------------------------------
@@ -320,6 +306,31 @@ cdef void* _c_churn_main(void* arg) noexcept nogil:
     for slot in range(nlive):
         c_free(<void*>live[slot].addr)
     c_free(live)
+    return NULL
+
+
+cdef enum:
+    SPAN_STATE_IN_REGISTERS = 0     # _c_span_main's loops, passed as cthread_t.live
+    SPAN_STATE_IN_MEMORY = 1
+
+
+cdef void* _c_span_main(void* arg) noexcept nogil:
+    """The C span loop over this thread's memory, prefaulted before the gate;
+    t.ns is the loop's own timing (allocation only)."""
+    cdef cthread_t* t = <cthread_t*>arg
+    cdef uintptr_t a = t.mem
+    cdef uint64_t ops = 0
+    while a < t.mem + t.mem_size:
+        (<char*>a)[0] = 0
+        a += 4096
+    _c_gate(t)
+    t.cpu = thread_cputime()
+    if t.live == SPAN_STATE_IN_MEMORY:
+        t.ns = c_span_loop_mem(t.mem, t.mem_size // 8192, <uint32_t>t.objsize, &ops)
+    else:
+        t.ns = c_span_loop(t.mem, t.mem_size // 8192, <uint32_t>t.objsize, &ops)
+    t.cpu = thread_cputime() - t.cpu
+    t.ops = ops
     return NULL
 
 
