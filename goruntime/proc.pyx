@@ -263,7 +263,9 @@ cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil:
         rt.sched.pidle = pp
         rt.sched.npidle += 1
         pthread_cond_signal(&rt.sched.pidle_cond)
-        if rt.sched.bgsweep_parked and not load32(&rt.heap.sweepdone):
+        # The background sweeper only takes a P no M waits for: woken now, it
+        # would lose the P to that M, or take it and give it straight back.
+        if rt.sched.bgsweep_parked and rt.sched.nmwaiting == 0 and not load32(&rt.heap.sweepdone):
             pthread_cond_signal(&rt.sched.sweep_cond)
     unlock(&rt.sched.lock)
     mp.p = NULL
