@@ -61,9 +61,9 @@
 #               goal GOGC sets starts one.
 #   scheduler   Ms wait for a P on a condition variable, hand their P over
 #               after a 10 ms slice when others wait, and park at their next
-#               safe point when the world stops; the restart gives each P
-#               back to the M it parked, which spins for it (as Go's Ms spin
-#               before they sleep). A Python
+#               safe point when the world stops; when no M waits for a P, the
+#               restart gives each P back to the M it parked, which spins
+#               for it (as Go's Ms spin before they sleep). A Python
 #               thread between two calls inside `with rt.proc():` holds its
 #               P like a goroutine in a system call: the P can be taken from it.
 #               There are no goroutines: a kernel's loop is one goroutine

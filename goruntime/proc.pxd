@@ -1,10 +1,10 @@
 # proc: Ms acquire and release Ps through the scheduler lock; stop-the-world
 # takes every P. An M waiting for a P blocks on a condition variable. The one
 # exception is a collection's pause: the stopper spins (the lock dropped) for
-# the Ps to stop, and each parked M spins for the P the restart hands back to
-# it (at most CPUs - 1 spinners, for at most 200 us) before it sleeps: a pause
-# lasts microseconds, less than a futex sleep and wake-up would add to it on
-# each side. Ps change hands only at the 10 ms preemption, never at a pause.
+# the Ps to stop, and, when no M waits for a P, each parked M spins for the P
+# the restart hands back to it (at most CPUs - 1 spinners, for at most 200 us)
+# before it sleeps: a pause lasts tens of microseconds, about what a futex
+# sleep and wake-up would add to it on each side.
 #
 # A Python thread between two calls inside `with rt.proc():` holds its P in
 # P_SYSCALL, like a goroutine in a system call: a stop-the-world steals it with

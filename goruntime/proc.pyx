@@ -78,7 +78,6 @@ cdef int sched_init(runtime_t* rt) noexcept nogil:
     cdef int i
     mutex_init(&rt.sched.lock)
     pthread_cond_init(&rt.sched.pidle_cond, NULL)
-    pthread_cond_init(&rt.sched.restart_cond, NULL)
     pthread_cond_init(&rt.sched.stop_cond, NULL)
     pthread_cond_init(&rt.sched.sweep_cond, NULL)
     pthread_mutex_init(&rt.sched.gc_sema, NULL)
@@ -96,7 +95,6 @@ cdef int sched_init(runtime_t* rt) noexcept nogil:
 
 cdef void sched_destroy(runtime_t* rt) noexcept nogil:
     pthread_cond_destroy(&rt.sched.pidle_cond)
-    pthread_cond_destroy(&rt.sched.restart_cond)
     pthread_cond_destroy(&rt.sched.stop_cond)
     pthread_cond_destroy(&rt.sched.sweep_cond)
     pthread_mutex_destroy(&rt.sched.gc_sema)
@@ -272,17 +270,16 @@ cdef void releasep(runtime_t* rt, m_t* mp) noexcept nogil:
 
 
 cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil:
-    """Parks mp for a stop-the-world; mp's P comes back to mp when the world
-    restarts (startTheWorld hands it over, as Go's startTheWorldWithSema resumes
-    each P with the goroutine it was running). mp spins for it first (for up to
-    RESTART_SPIN_NS, and at most maxspinning Ms at once), as Go's Ms spin before
-    they sleep: a collection here lasts microseconds, less than a futex sleep and
-    wake-up would add to it.
+    """Parks mp for a stop-the-world.
 
-    A collection is not a point where Ps change hands, even with Ms waiting for
-    one: here a hand-off is an OS thread switch, not Go's goroutine switch, and
-    collections come every millisecond or so. The P's slice goes on through the
-    pause, so the Ms waiting still get it at the 10 ms preemption (safepoint)."""
+    When no M was waiting for a P as the world stopped, mp's P comes back to mp
+    when the world restarts (startTheWorld hands it over, as Go's
+    startTheWorldWithSema resumes each P with the goroutine it was running), and
+    mp spins for it first (for up to RESTART_SPIN_NS, and at most maxspinning Ms
+    at once), as Go's Ms spin before they sleep: a collection here lasts tens of
+    microseconds, about what a futex sleep and wake-up adds to it. When Ms were
+    waiting for a P, mp gives its P up and queues with them, so that a
+    collection stays a point where the Ps change hands."""
     cdef p_t* pp = mp.p
     cdef int i
     GR_ASSERT(pp != NULL, "gcstopm without a P")
@@ -294,6 +291,11 @@ cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil:
         # that spun for its P may still see the last stop. Parking now would
         # count a stop that is not there, and hang the next one.
         unlock(&rt.sched.lock)
+        return
+    if not rt.sched.handback:
+        unlock(&rt.sched.lock)
+        releasep(rt, mp)
+        acquirep(rt, mp)
         return
     pp.owner = NULL
     pp.parked = mp
@@ -311,10 +313,12 @@ cdef void gcstopm(runtime_t* rt, m_t* mp) noexcept nogil:
     if loadp(<void**>&mp.p) == NULL:
         lock(&rt.sched.lock, SITE_ACQUIREP)
         while mp.p == NULL and not rt.sched.closed:
-            cond_wait(&rt.sched.restart_cond, &rt.sched.lock, SITE_ACQUIREP)
+            cond_wait(&rt.sched.pidle_cond, &rt.sched.lock, SITE_ACQUIREP)
         if mp.p == NULL and pp.parked == mp:
             pp.parked = NULL        # closed: the restart must not hand the P to an M that left
         unlock(&rt.sched.lock)
+    if mp.p != NULL:
+        mp.slice_start = nanotime()
 
 
 cdef void handoffp(runtime_t* rt, m_t* mp) noexcept nogil:
@@ -349,6 +353,7 @@ cdef void stopTheWorld(runtime_t* rt, p_t* mine) noexcept nogil:
     cdef int i
     lock(&rt.sched.lock, SITE_STW)
     store32(&rt.sched.gcwaiting, 1)
+    rt.sched.handback = rt.sched.nmwaiting == 0     # see gcstopm
     store_relaxed32(&rt.sched.stopwait, <uint32_t>(rt.gomaxprocs - (1 if mine != NULL else 0)))
     while rt.sched.pidle != NULL:
         pp = rt.sched.pidle
@@ -406,11 +411,8 @@ cdef void startTheWorld(runtime_t* rt, p_t* mine) noexcept nogil:
         pp.link = rt.sched.pidle
         rt.sched.pidle = pp
         rt.sched.npidle += 1
-        # One waiter per idle P: waking them all would have the rest go back to
-        # sleep on CPUs the running Ms need, at every collection.
-        pthread_cond_signal(&rt.sched.pidle_cond)
     store32(&rt.sched.gcwaiting, 0)
-    pthread_cond_broadcast(&rt.sched.restart_cond)
+    pthread_cond_broadcast(&rt.sched.pidle_cond)
     if rt.sched.bgsweep_parked and not load32(&rt.heap.sweepdone):
         pthread_cond_signal(&rt.sched.sweep_cond)     # a new sweep, or an idle P
     unlock(&rt.sched.lock)
@@ -463,7 +465,6 @@ cdef void sched_close(runtime_t* rt) noexcept nogil:
             rt.sched.stopwait -= 1
         rt.sched.npidle = 0
     pthread_cond_broadcast(&rt.sched.pidle_cond)
-    pthread_cond_broadcast(&rt.sched.restart_cond)
     pthread_cond_broadcast(&rt.sched.sweep_cond)
     _steal_syscall_ps(rt, NULL)
     while rt.sched.stopwait > 0:

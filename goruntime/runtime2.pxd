@@ -105,14 +105,14 @@ ctypedef struct sched_t:
     uint32_t closed
     cacheline_t _locked_line
     # Under the lock.
-    pthread_cond_t pidle_cond   # Ms waiting for a P: signalled once per P made idle
-    pthread_cond_t restart_cond # Ms parked by a stop-the-world, asleep until it hands their P back
+    pthread_cond_t pidle_cond   # Ms waiting for a P, or for the world to restart
     pthread_cond_t stop_cond    # the stopper waiting for Ps
     p_t* pidle
     uint32_t npidle
     uint32_t stopwait           # written under the lock with atomic stores: the stopper spins on it
     uint32_t nspinning          # atomic: Ms spinning for the world to restart (gcstopm)
     uint32_t maxspinning        # CPUs less one: more spinners would slow the collector
+    bint handback               # this stop-the-world gives each P back to its M (gcstopm)
     uint64_t next_token
     uint64_t p_acquires
     uint64_t p_waits
