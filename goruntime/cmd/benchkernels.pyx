@@ -226,9 +226,9 @@ def c_span_floor(nspans, elemsize, in_memory=False, threads=1):
     span's state loaded and stored back for each object."""
     spans = check_int("nspans", nspans, 1, 1 << 16)
     size = check_int("elemsize", elemsize, 8, 8192)
-    mode = SPAN_STATE_IN_MEMORY if check_bool("in_memory", in_memory) else SPAN_STATE_IN_REGISTERS
+    fn = _c_span_mem_main if check_bool("in_memory", in_memory) else _c_span_main
     threads = check_int("threads", threads, 1, 64)
-    rate, _, _ = _c_run(threads, _c_span_main, [(8, 8, 1.0)], 0.0, mode, size, spans * 8192)
+    rate, _, _ = _c_run(threads, fn, [(8, 8, 1.0)], 0.0, 1, size, spans * 8192)
     return threads * 1e9 / rate
 
 
@@ -309,15 +309,12 @@ cdef void* _c_churn_main(void* arg) noexcept nogil:
     return NULL
 
 
-cdef enum:
-    SPAN_STATE_IN_REGISTERS = 0     # _c_span_main's loops, passed as cthread_t.live
-    SPAN_STATE_IN_MEMORY = 1
+ctypedef uint64_t (*span_loop_fn)(uintptr_t mem, uint64_t nspans, uint32_t elemsize, uint64_t* ops) noexcept nogil
 
 
-cdef void* _c_span_main(void* arg) noexcept nogil:
-    """The C span loop over this thread's memory, prefaulted before the gate;
+cdef void _c_span(cthread_t* t, span_loop_fn loop) noexcept nogil:
+    """A C span loop over this thread's memory, prefaulted before the gate;
     t.ns is the loop's own timing (allocation only)."""
-    cdef cthread_t* t = <cthread_t*>arg
     cdef uintptr_t a = t.mem
     cdef uint64_t ops = 0
     while a < t.mem + t.mem_size:
@@ -325,12 +322,18 @@ cdef void* _c_span_main(void* arg) noexcept nogil:
         a += 4096
     _c_gate(t)
     t.cpu = thread_cputime()
-    if t.live == SPAN_STATE_IN_MEMORY:
-        t.ns = c_span_loop_mem(t.mem, t.mem_size // 8192, <uint32_t>t.objsize, &ops)
-    else:
-        t.ns = c_span_loop(t.mem, t.mem_size // 8192, <uint32_t>t.objsize, &ops)
+    t.ns = loop(t.mem, t.mem_size // 8192, <uint32_t>t.objsize, &ops)
     t.cpu = thread_cputime() - t.cpu
     t.ops = ops
+
+
+cdef void* _c_span_main(void* arg) noexcept nogil:
+    _c_span(<cthread_t*>arg, c_span_loop)
+    return NULL
+
+
+cdef void* _c_span_mem_main(void* arg) noexcept nogil:
+    _c_span(<cthread_t*>arg, c_span_loop_mem)
     return NULL
 
 
